@@ -1,0 +1,141 @@
+// Rendering of diagnostics and the "did you mean" helper.
+#include "compiler/syntax/diagnostics.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string_view>
+
+namespace kiln {
+namespace {
+
+std::string_view severity_name(Severity s) {
+  switch (s) {
+    case Severity::kError: return "error";
+    case Severity::kWarning: return "warning";
+    case Severity::kNote: return "note";
+  }
+  return "error";
+}
+
+// Source lines are shown as printable text: control bytes and invalid UTF-8 become '?',
+// tabs become one space, so the caret still lines up by byte column.
+std::string printable_line(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  for (unsigned char c : line) {
+    if (c == '\t') out.push_back(' ');
+    else if (c < 0x20 || c == 0x7f || c >= 0x80) out.push_back(c >= 0x80 ? '?' : '?');
+    else out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+Diagnostic& Diagnostics::error(Span span, std::string message, std::string hint) {
+  add({Severity::kError, span, std::move(message), std::move(hint), {}});
+  return kept_.size() <= kMaxKept && dropped_ == 0 ? kept_.back() : overflow_;
+}
+
+Diagnostic& Diagnostics::warning(Span span, std::string message, std::string hint) {
+  add({Severity::kWarning, span, std::move(message), std::move(hint), {}});
+  return kept_.size() <= kMaxKept && dropped_ == 0 ? kept_.back() : overflow_;
+}
+
+void Diagnostics::add(Diagnostic diagnostic) {
+  if (diagnostic.severity == Severity::kError) ++error_count_;
+  if (kept_.size() >= kMaxKept) {
+    ++dropped_;
+    return;
+  }
+  kept_.push_back(std::move(diagnostic));
+}
+
+std::vector<Diagnostic> Diagnostics::sorted() const {
+  std::vector<Diagnostic> out = kept_;
+  std::stable_sort(out.begin(), out.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    if (a.span.file != b.span.file) return a.span.file < b.span.file;
+    return a.span.begin < b.span.begin;
+  });
+  return out;
+}
+
+std::string Diagnostics::render(const SourceManager& sources, bool color) const {
+  std::string out;
+  for (const Diagnostic& d : kept_) out += render_diagnostic(d, sources, color);
+  if (dropped_ > 0) {
+    out += "kiln: " + std::to_string(dropped_) + " more diagnostic(s) not shown (showing the first " +
+           std::to_string(kMaxKept) + ")\n";
+  }
+  return out;
+}
+
+std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources, bool color) {
+  const char* bold = color ? "\x1b[1m" : "";
+  const char* red = color ? "\x1b[1;31m" : "";
+  const char* green = color ? "\x1b[1;32m" : "";
+  const char* reset = color ? "\x1b[0m" : "";
+  std::string out;
+  out += bold + sources.location(d.span) + ": " + reset + red + std::string(severity_name(d.severity)) +
+         ":" + reset + " " + bold + d.message + reset + "\n";
+  if (d.span.valid() && d.span.file < sources.size()) {
+    const SourceFile& file = sources.file(d.span.file);
+    LineCol lc = file.line_col(d.span.begin);
+    std::string line = printable_line(file.line_text(lc.line));
+    std::string number = std::to_string(lc.line);
+    std::string gutter(number.size(), ' ');
+    std::size_t col = lc.column - 1;
+    // Very long lines (generated or minified input) are shown as a window around the caret.
+    constexpr std::size_t kWindow = 100;
+    if (line.size() > kWindow + 20) {
+      std::size_t from = col > kWindow / 2 ? col - kWindow / 2 : 0;
+      std::string shown = line.substr(from, kWindow);
+      line = (from > 0 ? "..." : "") + shown + (from + kWindow < line.size() ? "..." : "");
+      col = col - from + (from > 0 ? 3 : 0);
+    }
+    std::size_t width = 1;
+    if (d.span.end > d.span.begin) {
+      LineCol end = file.line_col(d.span.end);
+      width = end.line == lc.line ? end.column - lc.column : line.size() - std::min(col, line.size());
+    }
+    width = std::max<std::size_t>(1, std::min<std::size_t>(width, line.size() > col ? line.size() - col : 1));
+    out += " " + number + " | " + line + "\n";
+    out += " " + gutter + " | " + std::string(std::min(col, line.size()), ' ') + green + "^" +
+           std::string(width - 1, '~') + reset + "\n";
+  }
+  if (!d.hint.empty()) out += "  hint: " + d.hint + "\n";
+  for (const ExpansionStep& step : d.chain) {
+    out += "  in layer " + step.layer + " called at " + sources.location(step.call_site) + "\n";
+  }
+  return out;
+}
+
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const std::string& c : candidates) {
+    std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+}  // namespace kiln
