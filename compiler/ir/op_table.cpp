@@ -52,8 +52,10 @@ void add(OpRegistry& registry, Entry e) {
 }
 
 void register_sources(OpRegistry& r) {
-  add(r, {"input", {}, {req("name", kString), opt("dtype", kDTypeAttr, str_v("f32")), req("shape", kInts)}, kSource,
-          rules::input_rule(), "", "a model input fed at run time; shape -1 is the batch dimension"});
+  add(r, {"input", {}, {req("name", kString), opt("dtype", kDTypeAttr, str_v("f32")), req("shape", kInts),
+                        opt("label", kBool, bool_v(false))},
+          kSource, rules::input_rule(), "",
+          "a model input fed at run time (label=true: a training label); shape -1 is the batch dimension"});
   add(r, {"parameter", {"init"}, {req("name", kString)}, kSource, rules::init_rule("parameter"), "",
           "a trainable weight, initialised from `init` and saved in checkpoints"});
   add(r, {"state", {"init"}, {req("name", kString)}, kSource, rules::init_rule("state"), "",

@@ -144,7 +144,7 @@ std::optional<Window> read_window(std::string_view op, const Attrs& attrs, std::
 
 // Output size of one spatial dimension, or nullopt when the window does not fit.
 std::optional<std::int64_t> window_out(std::int64_t in, std::int64_t k, const Window& w) {
-  if (w.same) return (in + w.stride - 1) / w.stride;
+  if (w.same) return (in - 1) / w.stride + 1;  // ceil(in / stride) for in >= 1
   std::int64_t span = 0;
   if (__builtin_mul_overflow(k - 1, w.dilation, &span) || span >= in) return std::nullopt;
   return (in - span - 1) / w.stride + 1;

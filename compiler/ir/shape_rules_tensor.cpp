@@ -210,7 +210,9 @@ ShapeResult concat(Types t, const Attrs& attrs) {
     if (s.dims[*axis].is_batch() || out.dims[*axis].is_batch()) {
       return fail("concat", "cannot concatenate along the batch axis");
     }
-    out.dims[*axis].size += s.dims[*axis].size;
+    if (__builtin_add_overflow(out.dims[*axis].size, s.dims[*axis].size, &out.dims[*axis].size)) {
+      return fail("concat", "the concatenated dimension is too large");
+    }
   }
   return ShapeResult::ok({t[0].dtype, out});
 }

@@ -4,6 +4,7 @@
 // node gets the span of the text it matched. Newlines are ordinary white space: every
 // statement starts with a keyword or a name, and no expression can be followed by one.
 #include <boost/spirit/home/x3.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <functional>
@@ -33,6 +34,44 @@ struct ParseState {
   FileId file = kNoFile;
   ast::File* out = nullptr;
   Diagnostics* diags = nullptr;
+  std::vector<Iter> starts;  // match starts of the enclosing located[] parsers
+  std::vector<std::uint32_t> line_starts;
+  std::vector<std::uint32_t> comment_starts;  // per line: offset of its '#' comment, or ~0
+
+  void index_lines() {
+    bool in_string = false;
+    std::uint32_t comment = ~0u;
+    line_starts.push_back(0);
+    for (Iter q = base; q < end; ++q) {
+      char c = *q;
+      if (c == '\n') {
+        comment_starts.push_back(comment);
+        line_starts.push_back(static_cast<std::uint32_t>(q - base + 1));
+        comment = ~0u;
+        in_string = false;
+      } else if (comment != ~0u) {
+        continue;
+      } else if (in_string) {
+        if (c == '\\' && q + 1 < end && q[1] != '\n') ++q;
+        else if (c == '"') in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '#') {
+        comment = static_cast<std::uint32_t>(q - base);
+      }
+    }
+    comment_starts.push_back(comment);
+  }
+
+  // The '#' that starts a comment on the line holding the byte before `t`, if any.
+  Iter comment_on_line_of(Iter t) const {
+    if (t == base) return nullptr;
+    auto offset = static_cast<std::uint32_t>(t - base - 1);
+    auto it = std::upper_bound(line_starts.begin(), line_starts.end(), offset);
+    std::size_t line = static_cast<std::size_t>(it - line_starts.begin()) - 1;
+    std::uint32_t c = comment_starts[line];
+    return c == ~0u ? nullptr : base + c;
+  }
 
   // The span of [b, e), with leading white space and comments left out.
   Span span(Iter b, Iter e) const {
@@ -44,6 +83,18 @@ struct ParseState {
       } else {
         break;
       }
+    }
+    // X3 skips white space before trying an optional token (`-lit(';')`) and does not undo
+    // it, so a match may end in white space and comments: trim them back off.
+    while (e > b) {
+      Iter t = e;
+      while (t > b && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r' || t[-1] == '\n')) --t;
+      Iter comment = comment_on_line_of(t);
+      if (comment == nullptr || comment < b || comment >= t) {
+        e = t;
+        break;
+      }
+      e = comment;
     }
     return Span{file, static_cast<std::uint32_t>(b - base), static_cast<std::uint32_t>(e - base)};
   }
@@ -62,10 +113,42 @@ ParseState& state(const Ctx& ctx) {
   return x3::get<state_tag>(ctx).get();
 }
 
+// located[p]: records where p's match begins, so p's semantic action can know its span.
+// (In Boost 1.74, x3::_where in an action is the text *after* the match, not the match.)
+template <typename Subject>
+struct LocatedDirective : x3::unary_parser<Subject, LocatedDirective<Subject>> {
+  using base_type = x3::unary_parser<Subject, LocatedDirective<Subject>>;
+  static bool const is_pass_through_unary = true;
+  static bool const handles_container = Subject::handles_container;
+  constexpr LocatedDirective(const Subject& subject) : base_type(subject) {}
+
+  template <typename Iterator, typename Context, typename RContext, typename Attribute>
+  bool parse(Iterator& first, const Iterator& last, const Context& ctx, RContext& rctx, Attribute& attr) const {
+    x3::skip_over(first, last, ctx);
+    auto& starts = x3::get<struct state_tag>(ctx).get().starts;
+    starts.push_back(first);
+    struct Pop {
+      std::vector<Iter>& s;
+      ~Pop() { s.pop_back(); }
+    } pop{starts};
+    return this->subject.parse(first, last, ctx, rctx, attr);
+  }
+};
+
+struct LocatedGen {
+  template <typename Subject>
+  constexpr LocatedDirective<typename x3::extension::as_parser<Subject>::value_type> operator[](
+      const Subject& subject) const {
+    return {x3::as_parser(subject)};
+  }
+};
+constexpr LocatedGen located{};
+
+// The span of what the rule whose action is running matched.
 template <typename Ctx>
 Span where(const Ctx& ctx) {
-  auto range = x3::_where(ctx);
-  return state(ctx).span(range.begin(), range.end());
+  ParseState& st = state(ctx);
+  return st.span(st.starts.back(), x3::_where(ctx).begin());
 }
 
 // A name with its span.
@@ -91,16 +174,15 @@ const auto reserved = kw("import") | kw("layer") | kw("model") | kw("features") 
 
 // name = ( letter | "_" ) , { letter | digit | "_" } - keyword ;
 const x3::rule<class name_tag, NameTok> name = "a name";
-const auto name_def =
-    (x3::raw[x3::lexeme[(x3::ascii::alpha | x3::char_('_')) >> *ident_char]] - reserved)[(
+const auto name_def = located[(x3::raw[x3::lexeme[(x3::ascii::alpha | x3::char_('_')) >> *ident_char]] - reserved)[(
         [](auto& ctx) {
           auto r = x3::_attr(ctx);
           x3::_val(ctx) = NameTok{std::string(r.begin(), r.end()), where(ctx)};
-        })];
+        })]];
 
 // number = digits , [ "." , { digit } ] , [ ( "e" | "E" ) , [ "+" | "-" ] , digits ] ;
 const x3::rule<class number_tag, ast::ExprId> number = "a number";
-const auto number_def = x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >> *x3::ascii::digit) >>
+const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >> *x3::ascii::digit) >>
                                            -(x3::char_("eE") >> -x3::char_("+-") >> +x3::ascii::digit)]]
     [([](auto& ctx) {
       auto r = x3::_attr(ctx);
@@ -122,7 +204,7 @@ const auto number_def = x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >> *x3::as
         e.number = std::strtod(text.c_str(), nullptr);
       }
       x3::_val(ctx) = state(ctx).add(std::move(e));
-    })];
+    })]];
 
 // string = '"' , { character - '"' - newline | "\" , escape } , '"' ;
 const x3::rule<class string_body_tag, std::string> string_body = "a string";
@@ -130,24 +212,23 @@ const auto escape = x3::lit('\\') >
                     (x3::lit('"') >> x3::attr('"') | x3::lit('\\') >> x3::attr('\\') |
                      x3::lit('n') >> x3::attr('\n') | x3::lit('t') >> x3::attr('\t'));
 const x3::rule<class string_end_tag> string_end = "'\"' closing the string";
-const auto string_end_def = x3::lit('"');
-const auto string_body_def =
-    x3::lexeme['"' > *(escape | (x3::char_ - '"' - '\\' - x3::eol)) > string_end];
+const auto string_end_def = located[x3::lit('"')];
+const auto string_body_def = located[x3::lexeme['"' > *(escape | (x3::char_ - '"' - '\\' - x3::eol)) > string_end]];
 
 const x3::rule<class string_lit_tag, ast::ExprId> string_lit = "a string";
-const auto string_lit_def = string_body[([](auto& ctx) {
+const auto string_lit_def = located[string_body[([](auto& ctx) {
   ast::Expr e;
   e.kind = ast::ExprKind::kString;
   e.span = where(ctx);
   e.text = x3::_attr(ctx);
   x3::_val(ctx) = state(ctx).add(std::move(e));
-})];
+})]];
 
 // bool = "true" | "false" ;
 const x3::rule<class bool_lit_tag, ast::ExprId> bool_lit = "true or false";
 const x3::rule<class bool_word_tag, bool> bool_word = "true or false";
-const auto bool_word_def = kw("true") >> x3::attr(true) | kw("false") >> x3::attr(false);
-const auto bool_lit_def = bool_word[(
+const auto bool_word_def = located[kw("true") >> x3::attr(true) | kw("false") >> x3::attr(false)];
+const auto bool_lit_def = located[bool_word[(
     [](auto& ctx) {
       ast::Expr e;
       e.kind = ast::ExprKind::kBool;
@@ -155,7 +236,7 @@ const auto bool_lit_def = bool_word[(
       e.boolean = x3::_attr(ctx);
       e.text = e.boolean ? "true" : "false";
       x3::_val(ctx) = state(ctx).add(std::move(e));
-    })];
+    })]];
 
 // ---------------------------------------------------------------------------------------
 // Expressions
@@ -172,14 +253,14 @@ const x3::rule<class call_args_tag, std::vector<ast::CallArg>> call_args = "argu
 const x3::rule<class close_paren_tag> close_paren = "')'";
 const x3::rule<class close_bracket_tag> close_bracket = "']'";
 
-const auto close_paren_def = x3::lit(')');
-const auto close_bracket_def = x3::lit(']');
+const auto close_paren_def = located[x3::lit(')')];
+const auto close_bracket_def = located[x3::lit(']')];
 
 const auto set_val = [](auto& ctx) { x3::_val(ctx) = x3::_attr(ctx); };
 
 // list = "[" , [ expr , { "," , expr } , [ "," ] ] , "]" ;
 const x3::rule<class list_tag, ast::ExprId> list = "a list";
-const auto list_def = ('[' > -(expr % ',') > -x3::lit(',') > close_bracket)[([](auto& ctx) {
+const auto list_def = located[('[' > -(expr % ',') > -x3::lit(',') > close_bracket)[([](auto& ctx) {
   ast::Expr e;
   e.kind = ast::ExprKind::kList;
   e.span = where(ctx);
@@ -187,41 +268,40 @@ const auto list_def = ('[' > -(expr % ',') > -x3::lit(',') > close_bracket)[([](
     for (ast::ExprId id : *items) e.args.push_back({"", {}, id});
   }
   x3::_val(ctx) = state(ctx).add(std::move(e));
-})];
+})]];
 
 // name_expr = name ;
 const x3::rule<class name_expr_tag, ast::ExprId> name_expr = "a name";
-const auto name_expr_def = name[([](auto& ctx) {
+const auto name_expr_def = located[name[([](auto& ctx) {
   ast::Expr e;
   e.kind = ast::ExprKind::kName;
   e.span = x3::_attr(ctx).span;
   e.text = x3::_attr(ctx).text;
   x3::_val(ctx) = state(ctx).add(std::move(e));
-})];
+})]];
 
 // paren = "(" , expr , ")" ;
 const x3::rule<class paren_tag, ast::ExprId> paren = "a parenthesised expression";
-const auto paren_def = '(' > expr > close_paren;
+const auto paren_def = located['(' > expr > close_paren];
 
 // primary = number | string | bool | list | name | "(" , expr , ")" ;
-const auto primary_def = number | string_lit | bool_lit | list | name_expr | paren;
+const auto primary_def = located[number | string_lit | bool_lit | list | name_expr | paren];
 
 // call_arg = [ name , ":" ] , expr ;
-const auto call_arg_def = (name >> ':' >> expr)[([](auto& ctx) {
+const auto call_arg_def = located[(name >> ':' >> expr)[([](auto& ctx) {
                             auto& a = x3::_attr(ctx);
                             x3::_val(ctx) = ast::CallArg{fusion::at_c<0>(a).text,
                                                          fusion::at_c<0>(a).span, fusion::at_c<1>(a)};
                           })] |
-                          expr[([](auto& ctx) { x3::_val(ctx) = ast::CallArg{"", {}, x3::_attr(ctx)}; })];
+                          expr[([](auto& ctx) { x3::_val(ctx) = ast::CallArg{"", {}, x3::_attr(ctx)}; })]];
 
 // call_args = "(" , [ call_arg , { "," , call_arg } , [ "," ] ] , ")" ;
-const auto call_args_def = ('(' > -(call_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
+const auto call_args_def = located[('(' > -(call_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
   if (auto& args = x3::_attr(ctx)) x3::_val(ctx) = *args;
-})];
+})]];
 
 // postfix = primary , { call_args | "." , name } ;
-const auto postfix_def =
-    primary[set_val] >>
+const auto postfix_def = located[primary[set_val] >>
     *(call_args[([](auto& ctx) {
         ParseState& st = state(ctx);
         ast::Expr e;
@@ -239,13 +319,12 @@ const auto postfix_def =
         e.span = st.join(st.expr(e.lhs).span, where(ctx));
         e.text = x3::_attr(ctx).text;
         x3::_val(ctx) = st.add(std::move(e));
-      })]);
+      })])];
 
 // unary = { "-" } , postfix ;      (a loop, not recursion: deep chains cannot overflow)
 const x3::rule<class minus_tag, Span> minus_tok = "'-'";
-const auto minus_tok_def =
-    x3::raw[x3::lit('-') >> !x3::lit('>')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })];
-const auto unary_def = (*minus_tok >> postfix)[([](auto& ctx) {
+const auto minus_tok_def = located[x3::raw[x3::lit('-') >> !x3::lit('>')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
+const auto unary_def = located[(*minus_tok >> postfix)[([](auto& ctx) {
   ParseState& st = state(ctx);
   auto& minuses = fusion::at_c<0>(x3::_attr(ctx));
   ast::ExprId value = fusion::at_c<1>(x3::_attr(ctx));
@@ -258,7 +337,7 @@ const auto unary_def = (*minus_tok >> postfix)[([](auto& ctx) {
     value = st.add(std::move(e));
   }
   x3::_val(ctx) = value;
-})];
+})]];
 
 auto make_binary = [](auto& ctx) {
   ParseState& st = state(ctx);
@@ -277,26 +356,23 @@ const auto as_string = [](auto p) {
 };
 
 // multiplicative = unary , { ( "*" | "/" | "@" ) , unary } ;
-const auto multiplicative_def =
-    unary[set_val] >> *((as_string(x3::char_("*/@")) > unary)[make_binary]);
+const auto multiplicative_def = located[unary[set_val] >> *((as_string(x3::char_("*/@")) > unary)[make_binary])];
 
 // additive = multiplicative , { ( "+" | "-" ) , multiplicative } ;
-const auto additive_def =
-    multiplicative[set_val] >>
-    *((as_string(x3::char_('+') | (x3::char_('-') >> !x3::lit('>'))) > multiplicative)[make_binary]);
+const auto additive_def = located[multiplicative[set_val] >>
+    *((as_string(x3::char_('+') | (x3::char_('-') >> !x3::lit('>'))) > multiplicative)[make_binary])];
 
 // comparison = additive , [ ( "<=" | ">=" | "==" | "!=" | "<" | ">" ) , additive ] ;
 const auto compare_op = as_string(x3::string("<=") | x3::string(">=") | x3::string("==") |
                                   x3::string("!=") | x3::string("<") | x3::string(">"));
-const auto comparison_def =
-    additive[set_val] >> -((compare_op > additive)[make_binary]) >>
+const auto comparison_def = located[additive[set_val] >> -((compare_op > additive)[make_binary]) >>
     -x3::raw[compare_op][([](auto& ctx) {
       throw SyntaxError{x3::_attr(ctx).begin(), "comparisons do not chain",
                         "write 'a < b' once; combine conditions in separate gates"};
-    })];
+    })]];
 
 // expr = comparison ;
-const auto expr_def = comparison;
+const auto expr_def = located[comparison];
 
 BOOST_SPIRIT_DEFINE(name, number, string_body, string_end, string_lit, bool_word, bool_lit, minus_tok, expr, primary,
                     postfix, unary, multiplicative, additive, comparison, call_arg, call_args,
@@ -307,8 +383,7 @@ BOOST_SPIRIT_DEFINE(name, number, string_body, string_end, string_lit, bool_word
 
 // dim = "..." | integer | name ;
 const x3::rule<class dim_tag, ast::DimPattern> dim = "a dimension (a size, a name, or '...')";
-const auto dim_def =
-    x3::raw[x3::lit("...")][([](auto& ctx) {
+const auto dim_def = located[x3::raw[x3::lit("...")][([](auto& ctx) {
       ast::DimPattern d;
       d.kind = ast::DimPattern::Kind::kEllipsis;
       d.span = where(ctx);
@@ -330,19 +405,18 @@ const auto dim_def =
       d.name = x3::_attr(ctx).text;
       d.span = x3::_attr(ctx).span;
       x3::_val(ctx) = d;
-    })];
+    })]];
 
 const x3::rule<class dtype_tag, std::string> dtype_word = "an element type";
-const auto dtype_word_def = x3::lexeme[(x3::string("f32") | x3::string("f64") | x3::string("i32") |
+const auto dtype_word_def = located[x3::lexeme[(x3::string("f32") | x3::string("f64") | x3::string("i32") |
                                     x3::string("i64") | x3::string("bool")) >>
-                                   !ident_char];
+                                   !ident_char]];
 
 // type = dtype , "[" , [ dim , { "," , dim } ] , "]" | name , [ "." , name ] ;
 const x3::rule<class type_tag, ast::TypeExpr> type_expr =
     "a type (a tensor type such as f32[batch, 10], or int, float, bool, string, shape, or a "
     "feature set)";
-const auto type_expr_def =
-    ((dtype_word >> '[') > -(dim % ',') > close_bracket)[([](auto& ctx) {
+const auto type_expr_def = located[((dtype_word >> '[') > -(dim % ',') > close_bracket)[([](auto& ctx) {
       ast::TypeExpr t;
       auto& a = x3::_attr(ctx);
       t.is_tensor = true;
@@ -358,7 +432,7 @@ const auto type_expr_def =
       t.span = where(ctx);
       if (fusion::at_c<1>(a)) t.member = fusion::at_c<1>(a)->text;
       x3::_val(ctx) = t;
-    })];
+    })]];
 
 BOOST_SPIRIT_DEFINE(dim, dtype_word, type_expr)
 
@@ -406,55 +480,52 @@ auto make_stmt() {
 }
 
 const x3::rule<class equals_tag> equals = "'='";
-const auto equals_def = x3::lit('=') >> !x3::lit('=');
+const auto equals_def = located[x3::lit('=') >> !x3::lit('=')];
 const x3::rule<class colon_tag> colon = "':'";
-const auto colon_def = x3::lit(':');
+const auto colon_def = located[x3::lit(':')];
 
 // input_decl = "input" , name , ":" , type ;
 const x3::rule<class input_tag, ast::Stmt> input_decl = "an input declaration";
-const auto input_decl_def = (kw("input") > name > colon > type_expr)[make_stmt<ast::StmtKind::kInput>()];
+const auto input_decl_def = located[(kw("input") > name > colon > type_expr)[make_stmt<ast::StmtKind::kInput>()]];
 
 // output_decl = "output" , name , "=" , expr ;
 const x3::rule<class output_tag, ast::Stmt> output_decl = "an output declaration";
-const auto output_decl_def = (kw("output") > name > equals > expr)[make_stmt<ast::StmtKind::kOutput>()];
+const auto output_decl_def = located[(kw("output") > name > equals > expr)[make_stmt<ast::StmtKind::kOutput>()]];
 
 // param_decl = "param" , name , ":" , type , "=" , expr ;
 const x3::rule<class param_tag, ast::Stmt> param_decl = "a param declaration";
-const auto param_decl_def =
-    (kw("param") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kParam>()];
+const auto param_decl_def = located[(kw("param") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kParam>()]];
 
 // state_decl = "state" , name , ":" , type , "=" , expr ;
 const x3::rule<class state_decl_tag, ast::Stmt> state_decl = "a state declaration";
-const auto state_decl_def =
-    (kw("state") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kState>()];
+const auto state_decl_def = located[(kw("state") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kState>()]];
 
 // update_stmt = "update" , name , "=" , expr ;
 const x3::rule<class update_tag, ast::Stmt> update_stmt = "an update statement";
-const auto update_stmt_def = (kw("update") > name > equals > expr)[make_stmt<ast::StmtKind::kUpdate>()];
+const auto update_stmt_def = located[(kw("update") > name > equals > expr)[make_stmt<ast::StmtKind::kUpdate>()]];
 
 // return_stmt = "return" , expr , { "," , expr } ;
 const x3::rule<class return_tag, ast::Stmt> return_stmt = "a return statement";
-const auto return_stmt_def = (kw("return") > (expr % ','))[make_stmt<ast::StmtKind::kReturn>()];
+const auto return_stmt_def = located[(kw("return") > (expr % ','))[make_stmt<ast::StmtKind::kReturn>()]];
 
 // binding = name , { "," , name } , "=" , expr ;
 const x3::rule<class binding_tag, ast::Stmt> binding = "a binding";
-const auto binding_def = ((name % ',') > equals > expr)[make_stmt<ast::StmtKind::kBinding>()];
+const auto binding_def = located[((name % ',') > equals > expr)[make_stmt<ast::StmtKind::kBinding>()]];
 
 // stmt = ( input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt
 //        | binding ) , [ ";" ] ;
 const x3::rule<class stmt_tag, ast::Stmt> stmt = "a statement";
-const auto stmt_def =
-    (input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt | binding) >>
-    -x3::lit(';');
+const auto stmt_def = located[(input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt | binding) >>
+    -x3::lit(';')];
 
 // block = "{" , { stmt } , "}" ;
 const x3::rule<class block_end_tag, Span> block_end = "a statement or '}'";
-const auto block_end_def = x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })];
+const auto block_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
 const x3::rule<class block_tag, BlockTok> block = "a block";
-const auto block_def = (x3::lit('{') > *stmt > block_end)[([](auto& ctx) {
+const auto block_def = located[(x3::lit('{') > *stmt > block_end)[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   x3::_val(ctx) = BlockTok{fusion::at_c<0>(a), fusion::at_c<1>(a)};
-})];
+})]];
 
 BOOST_SPIRIT_DEFINE(equals, colon, input_decl, output_decl, param_decl, state_decl, update_stmt,
                     return_stmt, binding, stmt, block_end, block)
@@ -465,8 +536,7 @@ BOOST_SPIRIT_DEFINE(equals, colon, input_decl, output_decl, param_decl, state_de
 // import = "import" , ( dotted_name | string ) , [ "as" , name ] ;
 // dotted_name = name , { "." , name } ;
 const x3::rule<class import_target_tag, NameTok> import_target = "a module name or a quoted path";
-const auto import_target_def =
-    x3::raw[string_body][([](auto& ctx) {
+const auto import_target_def = located[x3::raw[string_body][([](auto& ctx) {
       // Keep the quotes out of the target but the span over the whole literal.
       auto r = x3::_attr(ctx);
       std::string unquoted;
@@ -493,10 +563,10 @@ const auto import_target_def =
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') text.push_back(c);
       }
       x3::_val(ctx) = NameTok{text, where(ctx)};
-    })];
+    })]];
 
 const x3::rule<class import_decl_tag, ast::Import> import_decl = "an import";
-const auto import_decl_def = (kw("import") > import_target > -(kw("as") > name))[([](auto& ctx) {
+const auto import_decl_def = located[(kw("import") > import_target > -(kw("as") > name))[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   ast::Import im;
   im.span = where(ctx);
@@ -509,11 +579,11 @@ const auto import_decl_def = (kw("import") > import_target > -(kw("as") > name))
     im.alias_span = fusion::at_c<1>(a)->span;
   }
   x3::_val(ctx) = im;
-})];
+})]];
 
 // arg = name , ":" , type , [ "=" , expr ] ;
 const x3::rule<class layer_arg_tag, ast::LayerArg> layer_arg = "an argument declaration";
-const auto layer_arg_def = (name > colon > type_expr > -(equals > expr))[([](auto& ctx) {
+const auto layer_arg_def = located[(name > colon > type_expr > -(equals > expr))[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   ast::LayerArg arg;
   arg.name = fusion::at_c<0>(a).text;
@@ -521,23 +591,21 @@ const auto layer_arg_def = (name > colon > type_expr > -(equals > expr))[([](aut
   arg.type = fusion::at_c<1>(a);
   if (fusion::at_c<2>(a)) arg.default_value = *fusion::at_c<2>(a);
   x3::_val(ctx) = arg;
-})];
+})]];
 
 // layer_decl = "layer" , name , "(" , [ arg , { "," , arg } ] , ")" , [ "->" , type ] , block ;
 const x3::rule<class layer_decl_tag, ast::LayerDecl> layer_decl = "a layer";
 const x3::rule<class open_paren_tag> open_paren = "'('";
-const auto open_paren_def = x3::lit('(');
+const auto open_paren_def = located[x3::lit('(')];
 const x3::rule<class open_brace_tag> open_brace = "'{'";
-const auto open_brace_def = &x3::lit('{');
+const auto open_brace_def = located[&x3::lit('{')];
 const x3::rule<class layer_args_tag, std::vector<ast::LayerArg>> layer_args = "arguments";
-const auto layer_args_def =
-    (open_paren > -(layer_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
+const auto layer_args_def = located[(open_paren > -(layer_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
       if (auto& args = x3::_attr(ctx)) x3::_val(ctx) = *args;
-    })];
+    })]];
 const x3::rule<class layer_result_tag, ast::TypeExpr> layer_result = "a result type";
-const auto layer_result_def = x3::lit("->") > type_expr;
-const auto layer_decl_def =
-    (kw("layer") > name > layer_args > -layer_result > open_brace > block)[([](auto& ctx) {
+const auto layer_result_def = located[x3::lit("->") > type_expr];
+const auto layer_decl_def = located[(kw("layer") > name > layer_args > -layer_result > open_brace > block)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::LayerDecl l;
       l.span = where(ctx);
@@ -548,11 +616,11 @@ const auto layer_decl_def =
       l.body = fusion::at_c<3>(a).stmts;
       l.body_end = fusion::at_c<3>(a).end;
       x3::_val(ctx) = std::move(l);
-    })];
+    })]];
 
 // model_decl = "model" , name , block ;
 const x3::rule<class model_decl_tag, ast::ModelDecl> model_decl = "a model";
-const auto model_decl_def = (kw("model") > name > open_brace > block)[([](auto& ctx) {
+const auto model_decl_def = located[(kw("model") > name > open_brace > block)[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   ast::ModelDecl m;
   m.span = where(ctx);
@@ -561,12 +629,11 @@ const auto model_decl_def = (kw("model") > name > open_brace > block)[([](auto& 
   m.body = fusion::at_c<1>(a).stmts;
   m.body_end = fusion::at_c<1>(a).end;
   x3::_val(ctx) = std::move(m);
-})];
+})]];
 
 // level = name | integer | string ;
 const x3::rule<class level_tag, ast::Level> level = "a level (a name, an integer or a string)";
-const auto level_def =
-    string_body[([](auto& ctx) {
+const auto level_def = located[string_body[([](auto& ctx) {
       x3::_val(ctx) = ast::Level{ast::Level::Kind::kString, x3::_attr(ctx), where(ctx)};
     })] |
     x3::raw[x3::lexeme[+x3::ascii::digit >> !ident_char]][([](auto& ctx) {
@@ -575,11 +642,11 @@ const auto level_def =
     })] |
     name[([](auto& ctx) {
       x3::_val(ctx) = ast::Level{ast::Level::Kind::kName, x3::_attr(ctx).text, x3::_attr(ctx).span};
-    })];
+    })]];
 
 // transform = name , [ "(" , [ call_arg , { "," , call_arg } ] , ")" ] ;
 const x3::rule<class transform_tag, ast::Transform> transform = "a transform";
-const auto transform_def = (name >> -call_args)[([](auto& ctx) {
+const auto transform_def = located[(name >> -call_args)[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   ast::Transform t;
   t.span = where(ctx);
@@ -587,10 +654,10 @@ const auto transform_def = (name >> -call_args)[([](auto& ctx) {
   t.has_parens = static_cast<bool>(fusion::at_c<1>(a));
   if (t.has_parens) t.args = *fusion::at_c<1>(a);
   x3::_val(ctx) = std::move(t);
-})];
+})]];
 
 const x3::rule<class column_levels_tag, std::vector<ast::Level>> column_levels = "levels";
-const auto column_levels_def = ('[' > (level % ',') > close_bracket)[set_val];
+const auto column_levels_def = located[('[' > (level % ',') > close_bracket)[set_val]];
 
 struct ColumnHead {
   bool is_label = false;
@@ -600,15 +667,13 @@ struct ColumnHead {
 // column = [ "label" ] , name , ":" , column_type , { "->" , transform } , [ ";" ] ;
 // column_type = name , [ "[" , level , { "," , level } , "]" ] ;
 const x3::rule<class column_head_tag, ColumnHead> column_head = "a column";
-const auto column_head_def =
-    (kw("label") >> name >> colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{true, x3::_attr(ctx)}; })] |
-    (name > colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{false, x3::_attr(ctx)}; })];
+const auto column_head_def = located[(kw("label") >> name >> colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{true, x3::_attr(ctx)}; })] |
+    (name > colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{false, x3::_attr(ctx)}; })]];
 const x3::rule<class column_type_name_tag, NameTok> column_type_name =
     "a column type (number, category or pixels)";
-const auto column_type_name_def = name;
+const auto column_type_name_def = located[name];
 const x3::rule<class column_tag, ast::Column> column = "a column";
-const auto column_def =
-    (column_head > column_type_name > -column_levels >
+const auto column_def = located[(column_head > column_type_name > -column_levels >
      *(x3::lit("->") > transform) > -x3::lit(';'))[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::Column c;
@@ -624,21 +689,20 @@ const auto column_def =
       }
       c.transforms = fusion::at_c<3>(a);
       x3::_val(ctx) = std::move(c);
-    })];
+    })]];
 
 const x3::rule<class column_end_tag, Span> column_end = "a column or '}'";
-const auto column_end_def = x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })];
+const auto column_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
 const x3::rule<class field_end_tag, Span> field_end = "a field ('name = value') or '}'";
-const auto field_end_def = x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })];
+const auto field_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
 
 // features_decl = "features" , name , "from" , postfix , "{" , { column } , "}" ;
 const x3::rule<class features_decl_tag, ast::FeaturesDecl> features_decl = "a features block";
 const x3::rule<class from_tag> from_kw = "'from'";
-const auto from_kw_def = kw("from");
+const auto from_kw_def = located[kw("from")];
 const x3::rule<class source_tag, ast::ExprId> source = "a data source such as csv(\"file.csv\")";
-const auto source_def = postfix;
-const auto features_decl_def =
-    (kw("features") > name > from_kw > source > x3::lit('{') > *column > column_end)[([](auto& ctx) {
+const auto source_def = located[postfix];
+const auto features_decl_def = located[(kw("features") > name > from_kw > source > x3::lit('{') > *column > column_end)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::FeaturesDecl f;
       f.span = where(ctx);
@@ -648,11 +712,11 @@ const auto features_decl_def =
       f.columns = fusion::at_c<2>(a);
       f.body_end = fusion::at_c<3>(a);
       x3::_val(ctx) = std::move(f);
-    })];
+    })]];
 
 // field = name , "=" , expr , [ ";" ] ;
 const x3::rule<class field_tag, ast::Field> field = "a field";
-const auto field_def = (name > equals > expr > -x3::lit(';'))[([](auto& ctx) {
+const auto field_def = located[(name > equals > expr > -x3::lit(';'))[([](auto& ctx) {
   auto& a = x3::_attr(ctx);
   ast::Field f;
   f.span = where(ctx);
@@ -660,22 +724,21 @@ const auto field_def = (name > equals > expr > -x3::lit(';'))[([](auto& ctx) {
   f.name_span = fusion::at_c<0>(a).span;
   f.value = fusion::at_c<1>(a);
   x3::_val(ctx) = std::move(f);
-})];
+})]];
 
 // gate = "gate" , expr , [ ";" ] ;
 const x3::rule<class gate_tag, ast::Field> gate = "a gate";
-const auto gate_def = (kw("gate") > expr > -x3::lit(';'))[([](auto& ctx) {
+const auto gate_def = located[(kw("gate") > expr > -x3::lit(';'))[([](auto& ctx) {
   ast::Field f;
   f.span = where(ctx);
   f.is_gate = true;
   f.value = x3::_attr(ctx);
   x3::_val(ctx) = std::move(f);
-})];
+})]];
 
 // train_decl = "train" , name , "{" , { field } , "}" ;
 const x3::rule<class train_decl_tag, ast::TrainDecl> train_decl = "a train block";
-const auto train_decl_def =
-    (kw("train") > name > x3::lit('{') > *field > field_end)[([](auto& ctx) {
+const auto train_decl_def = located[(kw("train") > name > x3::lit('{') > *field > field_end)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::TrainDecl t;
       t.span = where(ctx);
@@ -684,16 +747,15 @@ const auto train_decl_def =
       t.fields = fusion::at_c<1>(a);
       t.body_end = fusion::at_c<2>(a);
       x3::_val(ctx) = std::move(t);
-    })];
+    })]];
 
 // promote_decl = "promote" , name , "{" , { gate | field } , "}" ;
 const x3::rule<class promote_item_tag, ast::Field> promote_item = "a gate or a field";
-const auto promote_item_def = gate | field;
+const auto promote_item_def = located[gate | field];
 const x3::rule<class promote_decl_tag, ast::PromoteDecl> promote_decl = "a promote block";
 const x3::rule<class promote_end_tag, Span> promote_end = "a gate, a field or '}'";
-const auto promote_end_def = x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })];
-const auto promote_decl_def =
-    (kw("promote") > name > x3::lit('{') > *promote_item > promote_end)[([](auto& ctx) {
+const auto promote_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
+const auto promote_decl_def = located[(kw("promote") > name > x3::lit('{') > *promote_item > promote_end)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::PromoteDecl p;
       p.span = where(ctx);
@@ -702,7 +764,7 @@ const auto promote_decl_def =
       p.fields = fusion::at_c<1>(a);
       p.body_end = fusion::at_c<2>(a);
       x3::_val(ctx) = std::move(p);
-    })];
+    })]];
 
 BOOST_SPIRIT_DEFINE(import_target, import_decl, layer_arg, layer_args, layer_result, layer_decl, open_paren, open_brace,
                     model_decl, level, column_levels, transform, column_head, column_type_name, column, column_end,
@@ -726,8 +788,10 @@ bool starts_top_keyword(Iter p, Iter end) {
   return false;
 }
 
-// After an error: the next line that starts (in column 1) with a top-level keyword.
-Iter resync(Iter from, Iter end) {
+// After an error: the next line that starts (in column 1) with a top-level keyword. The
+// error position itself counts when it is such a line start past the failed declaration.
+Iter resync(Iter from, Iter end, Iter decl_start, Iter base) {
+  if (from > decl_start && (from == base || from[-1] == '\n') && starts_top_keyword(from, end)) return from;
   Iter p = from;
   while (p < end) {
     while (p < end && *p != '\n') ++p;
@@ -788,6 +852,7 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
   st.file = file;
   st.out = &out;
   st.diags = &diags;
+  st.index_lines();
   auto span_at = [&](Iter p) {
     auto off = static_cast<std::uint32_t>(p - st.base);
     Iter q = p;
@@ -809,16 +874,17 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
       }
       diags.error(span_at(start), "expected a declaration, found " + describe_at(start, st.end),
                   "a file holds import, layer, model, features, train and promote declarations");
-      p = resync(start, st.end);
+      p = resync(start, st.end, start, st.base);
     } catch (const x3::expectation_failure<Iter>& e) {
-      Iter at = skip_blank(e.where(), st.end);
+      // An unterminated string fails at its line's end: report it there, not on the next line.
+      Iter at = e.which() == "'\"' closing the string" ? e.where() : skip_blank(e.where(), st.end);
       std::string found = describe_at(at, st.end);
       diags.error(span_at(at), "expected " + e.which() + ", found " + found,
                   hint_for_expected(e.which(), found));
-      p = resync(at, st.end);
+      p = resync(at, st.end, start, st.base);
     } catch (const SyntaxError& e) {
       diags.error(span_at(e.where), e.message, e.hint);
-      p = resync(e.where, st.end);
+      p = resync(e.where, st.end, start, st.base);
     }
   }
   return out;

@@ -1,0 +1,312 @@
+// The `kiln` command-line driver. Exit codes: 0 ok, 1 a user error (bad model, bad
+// arguments, unreadable file), 2 an internal error (a bug in Kiln).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "compiler/ir/graph.h"
+#include "compiler/sema/sema.h"
+#include "compiler/syntax/ast_printer.h"
+#include "compiler/syntax/formatter.h"
+#include "compiler/syntax/parser.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "dev"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace kiln::cli {
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kUserError = 1;
+constexpr int kInternalError = 2;
+
+struct Common {
+  std::vector<std::string> stdlib_dirs;
+  bool color = false;
+};
+
+sema::SemaOptions sema_options(const Common& common) {
+  sema::SemaOptions options;
+  for (const std::string& d : common.stdlib_dirs) options.stdlib_dirs.emplace_back(d);
+  return options;
+}
+
+// Opens FILE for a command; prints a message and returns false when it cannot be read.
+bool readable(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    std::cerr << "kiln: error: cannot open '" << path << "': no such file\n";
+    return false;
+  }
+  if (fs::is_directory(path, ec)) {
+    std::cerr << "kiln: error: '" << path << "' is a directory, not a .kiln file\n";
+    return false;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "kiln: error: cannot open '" << path << "': permission denied\n";
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<sema::Compilation> compile_and_report(const std::string& path, const Common& common) {
+  auto c = sema::compile_file(path, sema_options(common));
+  std::cerr << c->diags.render(c->sources, common.color);
+  return c;
+}
+
+int exit_code(const sema::Compilation& c) {
+  if (c.internal_error) return kInternalError;
+  return c.diags.has_errors() ? kUserError : kOk;
+}
+
+int run_check(const std::vector<std::string>& files, const Common& common, bool quiet) {
+  int worst = kOk;
+  for (const std::string& path : files) {
+    if (!readable(path)) {
+      worst = std::max(worst, kUserError);
+      continue;
+    }
+    auto c = compile_and_report(path, common);
+    int code = exit_code(*c);
+    worst = std::max(worst, code);
+    if (code == kOk && !quiet) {
+      std::cout << path << ": ok";
+      for (const sema::LoweredModel& m : c->models) {
+        std::int64_t weights = 0;
+        for (const ir::NamedValue& p : m.graph.parameters()) {
+          weights += m.graph.node(p.value).type.shape.static_elements();
+        }
+        std::cout << " — model " << m.name << " (" << m.graph.parameters().size() << " parameter tensors, "
+                  << weights << " weights, " << m.graph.size() << " nodes)";
+      }
+      std::cout << "\n";
+    } else if (code != kOk) {
+      std::cerr << path << ": " << c->diags.error_count() << " error" << (c->diags.error_count() == 1 ? "" : "s")
+                << "\n";
+    }
+  }
+  return worst;
+}
+
+int run_dump(const std::string& path, bool ast_mode, bool ir_mode, bool train, const std::string& model,
+             const Common& common) {
+  if (!readable(path)) return kUserError;
+  if (ast_mode == ir_mode) {
+    std::cerr << "kiln dump: choose one of --ast or --ir\n";
+    return kUserError;
+  }
+  if (ast_mode) {
+    SourceManager sources;
+    Diagnostics diags;
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    FileId id = sources.add(path, text.str());
+    ast::File file = parse_file(sources, id, diags);
+    std::cerr << diags.render(sources, common.color);
+    if (diags.has_errors()) return kUserError;
+    std::cout << print_ast(file, sources);
+    return kOk;
+  }
+  auto c = compile_and_report(path, common);
+  if (exit_code(*c) != kOk) return exit_code(*c);
+  bool found = false;
+  if (train) {
+    for (const sema::LoweredTrain& t : c->trains) {
+      if (!model.empty() && t.spec.model != model) continue;
+      std::cout << ir::print_graph(t.graph, &c->sources);
+      found = true;
+    }
+  } else {
+    for (const sema::LoweredModel& m : c->models) {
+      if (!model.empty() && m.name != model) continue;
+      std::cout << ir::print_graph(m.graph, &c->sources);
+      found = true;
+    }
+  }
+  if (!found) {
+    std::cerr << "kiln dump: no " << (train ? "train block" : "model") << (model.empty() ? "" : " named '" + model + "'")
+              << " in " << path << "\n";
+    return kUserError;
+  }
+  return kOk;
+}
+
+int run_graph(const std::string& path, const std::string& out, const std::string& model, const Common& common) {
+  if (!readable(path)) return kUserError;
+  auto c = compile_and_report(path, common);
+  if (exit_code(*c) != kOk) return exit_code(*c);
+  const sema::LoweredModel* m = model.empty() ? (c->models.empty() ? nullptr : &c->models.front()) : c->find_model(model);
+  if (m == nullptr) {
+    std::cerr << "kiln graph: no model" << (model.empty() ? "" : " named '" + model + "'") << " in " << path << "\n";
+    return kUserError;
+  }
+  std::string dot = ir::graph_to_dot(m->graph);
+  if (out.empty() || out == "-") {
+    std::cout << dot;
+    return kOk;
+  }
+  std::ofstream file(out, std::ios::binary | std::ios::trunc);
+  file << dot;
+  file.close();
+  if (!file) {
+    std::cerr << "kiln graph: error: cannot write '" << out << "'\n";
+    return kUserError;
+  }
+  return kOk;
+}
+
+// Replaces `path` with `text` without a window where the file is half-written.
+bool write_atomically(const std::string& path, const std::string& text) {
+  fs::path target(path);
+  fs::path temp = target;
+  temp += ".kiln-fmt-tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(temp, ec);
+      return false;
+    }
+  }
+  std::error_code ec;
+  fs::permissions(temp, fs::status(target, ec).permissions(), ec);
+  fs::rename(temp, target, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    return false;
+  }
+  return true;
+}
+
+int run_fmt(const std::vector<std::string>& files, bool check, bool to_stdout, const Common& common) {
+  int worst = kOk;
+  for (const std::string& path : files) {
+    if (!readable(path)) {
+      worst = std::max(worst, kUserError);
+      continue;
+    }
+    SourceManager sources;
+    Diagnostics diags;
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    FileId id = sources.add(path, text.str());
+    ast::File file = parse_file(sources, id, diags);
+    if (diags.has_errors()) {
+      std::cerr << diags.render(sources, common.color);
+      std::cerr << path << ": not formatted: fix the syntax errors first (the file is unchanged)\n";
+      worst = std::max(worst, kUserError);
+      continue;
+    }
+    std::string formatted = format_file(file, sources);
+    if (to_stdout) {
+      std::cout << formatted;
+      continue;
+    }
+    if (formatted == sources.file(id).text()) continue;
+    if (check) {
+      std::cout << path << ": not formatted (run: kiln fmt " << path << ")\n";
+      worst = std::max(worst, kUserError);
+      continue;
+    }
+    if (!write_atomically(path, formatted)) {
+      std::cerr << "kiln fmt: error: cannot write '" << path << "' (the file is unchanged)\n";
+      worst = std::max(worst, kUserError);
+    }
+  }
+  return worst;
+}
+
+int run_ops() {
+  for (const ir::OpInfo& op : ir::core_ops().all()) {
+    std::string args;
+    for (std::string_view o : op.operands) args += (args.empty() ? "" : ", ") + std::string(o);
+    for (const ir::AttrSpec& a : op.attrs) args += (args.empty() ? "" : ", ") + std::string(a.name) + ":";
+    std::printf("%-24s %-48s %s\n", std::string(op.name).c_str(), ("(" + args + ")").c_str(),
+                std::string(op.doc).c_str());
+  }
+  return kOk;
+}
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"kiln — write a model in a .kiln file; check, train, explain and deploy it"};
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
+  app.require_subcommand(1);
+  Common common;
+  common.color = isatty(2) != 0 && std::getenv("NO_COLOR") == nullptr;
+  app.add_option("--stdlib", common.stdlib_dirs, "Where `import NAME` finds NAME.kiln (repeatable; default: KILN_STDLIB or the built-in stdlib)");
+
+  std::vector<std::string> check_files;
+  bool quiet = false;
+  auto* check = app.add_subcommand("check", "Parse and check .kiln files: syntax, names, types and shapes");
+  check->add_option("FILE", check_files, "Files to check")->required();
+  check->add_flag("-q,--quiet", quiet, "Print nothing when a file is fine");
+
+  std::string dump_file, dump_model;
+  bool dump_ast = false, dump_ir = false, dump_train = false;
+  auto* dump = app.add_subcommand("dump", "Print the AST or the Graph IR of a .kiln file");
+  dump->add_option("FILE", dump_file, "The .kiln file")->required();
+  dump->add_flag("--ast", dump_ast, "Print the syntax tree");
+  dump->add_flag("--ir", dump_ir, "Print each model's Graph IR");
+  dump->add_flag("--train", dump_train, "With --ir: print the training graph (model + labels + loss)");
+  dump->add_option("--model", dump_model, "Only this model");
+
+  std::string graph_file, graph_out, graph_model;
+  auto* graph = app.add_subcommand("graph", "Write a model's Graph IR as Graphviz DOT");
+  graph->add_option("FILE", graph_file, "The .kiln file")->required();
+  graph->add_option("-o,--output", graph_out, "Where to write the .dot file (default: standard output)");
+  graph->add_option("--model", graph_model, "Which model (default: the first)");
+
+  std::vector<std::string> fmt_files;
+  bool fmt_check = false, fmt_stdout = false;
+  auto* fmt = app.add_subcommand("fmt", "Rewrite .kiln files in the canonical layout (comments are kept)");
+  fmt->add_option("FILE", fmt_files, "Files to format in place")->required();
+  fmt->add_flag("--check", fmt_check, "Change nothing; exit 1 and list the files that are not formatted");
+  fmt->add_flag("--stdout", fmt_stdout, "Print the formatted text instead of rewriting the file");
+
+  auto* ops = app.add_subcommand("ops", "List the primitive ops of the op registry");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUserError;
+  }
+  if (check->parsed()) return run_check(check_files, common, quiet);
+  if (dump->parsed()) return run_dump(dump_file, dump_ast, dump_ir, dump_train, dump_model, common);
+  if (graph->parsed()) return run_graph(graph_file, graph_out, graph_model, common);
+  if (fmt->parsed()) return run_fmt(fmt_files, fmt_check, fmt_stdout, common);
+  if (ops->parsed()) return run_ops();
+  return kUserError;
+}
+
+}  // namespace
+}  // namespace kiln::cli
+
+int main(int argc, char** argv) {
+  try {
+    return kiln::cli::main_impl(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kiln: internal error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "kiln: internal error (a bug in Kiln; please report it): " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "kiln: internal error (a bug in Kiln; please report it)\n";
+  }
+  return kiln::cli::kInternalError;
+}
