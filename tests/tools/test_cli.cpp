@@ -1,0 +1,153 @@
+// End-to-end tests of the `kiln` command line: every subcommand, --help everywhere, and the
+// exit codes (0 ok, 1 user error, 2 internal error) on good and bad input.
+#include <sys/wait.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Run kiln(const std::string& args) {
+  std::string command = "cd '" KILN_SOURCE_DIR "' && KILN_STDLIB='" KILN_SOURCE_DIR "/stdlib' NO_COLOR=1 '" KILN_BINARY
+                        "' " + args + " 2>&1";
+  Run r;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.out.append(buffer.data(), n);
+  int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("kiln_cli_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("kiln check: every example model is ok", "[cli]") {
+  Run r = kiln("check models/*.kiln");
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("models/fashion_mlp.kiln: ok — model fashion_mlp (6 parameter tensors, 235146 weights"));
+}
+
+TEST_CASE("kiln check: a user error exits 1 with file:line:col; a missing file exits 1", "[cli]") {
+  fs::path dir = temp_dir("check");
+  std::ofstream(dir / "bad.kiln") << "model m {\n  input x : f32[batch, 2]\n  output y = relu(z)\n}\n";
+  Run r = kiln("check " + (dir / "bad.kiln").string());
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("bad.kiln:3:19: error: unknown name 'z'"));
+  Run missing = kiln("check /nonexistent/model.kiln");
+  CHECK(missing.code == 1);
+  CHECK_THAT(missing.out, Catch::Contains("kiln: error: cannot open '/nonexistent/model.kiln': no such file"));
+  Run directory = kiln("check " + dir.string());
+  CHECK(directory.code == 1);
+  CHECK_THAT(directory.out, Catch::Contains("is a directory"));
+}
+
+TEST_CASE("kiln --help and every subcommand's --help", "[cli]") {
+  Run top = kiln("--help");
+  CHECK(top.code == 0);
+  for (const char* sub : {"check", "dump", "graph", "fmt", "ops"}) {
+    CHECK_THAT(top.out, Catch::Contains(sub));
+    Run help = kiln(std::string(sub) + " --help");
+    INFO(sub);
+    CHECK(help.code == 0);
+    CHECK_THAT(help.out, Catch::Contains("Usage"));
+  }
+  Run unknown = kiln("frobnicate");
+  CHECK(unknown.code == 1);
+  Run none = kiln("");
+  CHECK(none.code == 1);
+}
+
+TEST_CASE("kiln dump --ast and --ir", "[cli]") {
+  Run ast = kiln("dump --ast models/fashion_mlp.kiln");
+  CHECK(ast.code == 0);
+  CHECK_THAT(ast.out, Catch::Contains("model fashion_mlp"));
+  Run ir = kiln("dump --ir models/fashion_mlp.kiln");
+  CHECK(ir.code == 0);
+  CHECK_THAT(ir.out, Catch::Contains("graph fashion_mlp {"));
+  CHECK_THAT(ir.out, Catch::Contains("parameter h1.w = "));
+  CHECK_THAT(ir.out, Catch::Contains(": f32[batch, 10]"));
+  Run train = kiln("dump --ir --train models/credit_risk.kiln");
+  CHECK(train.code == 0);
+  CHECK_THAT(train.out, Catch::Contains("graph credit_risk.train {"));
+  CHECK_THAT(train.out, Catch::Contains("output loss = "));
+  // The printer is stable: the same file dumps to the same text.
+  CHECK(kiln("dump --ir models/fashion_cnn.kiln").out == kiln("dump --ir models/fashion_cnn.kiln").out);
+  Run both = kiln("dump models/fashion_mlp.kiln");
+  CHECK(both.code == 1);
+}
+
+TEST_CASE("kiln graph writes Graphviz DOT", "[cli]") {
+  fs::path dir = temp_dir("graph");
+  Run r = kiln("graph models/fashion_cnn.kiln -o " + (dir / "cnn.dot").string());
+  CHECK(r.code == 0);
+  std::string dot = read(dir / "cnn.dot");
+  CHECK(dot.rfind("digraph", 0) == 0);
+  CHECK_THAT(dot, Catch::Contains("conv2d"));
+  Run unwritable = kiln("graph models/fashion_cnn.kiln -o /nonexistent/dir/cnn.dot");
+  CHECK(unwritable.code == 1);
+}
+
+TEST_CASE("kiln fmt: --check, in place, idempotent, refuses broken files untouched", "[cli]") {
+  fs::path dir = temp_dir("fmt");
+  std::ofstream(dir / "m.kiln") << "import nn\nmodel m{\ninput x:f32[batch,4]   # the input\n"
+                                   "output y=nn.dense(x,2)}\n";
+  std::string before = read(dir / "m.kiln");
+  Run check = kiln("fmt --check " + (dir / "m.kiln").string());
+  CHECK(check.code == 1);
+  CHECK_THAT(check.out, Catch::Contains("not formatted"));
+  CHECK(read(dir / "m.kiln") == before);
+  CHECK(kiln("fmt " + (dir / "m.kiln").string()).code == 0);
+  std::string after = read(dir / "m.kiln");
+  CHECK(after != before);
+  CHECK_THAT(after, Catch::Contains("# the input"));
+  CHECK(kiln("fmt --check " + (dir / "m.kiln").string()).code == 0);
+  CHECK(kiln("check " + (dir / "m.kiln").string()).code == 0);
+
+  std::ofstream(dir / "broken.kiln") << "model m {\n  y = (\n";
+  std::string broken = read(dir / "broken.kiln");
+  Run refused = kiln("fmt " + (dir / "broken.kiln").string());
+  CHECK(refused.code == 1);
+  CHECK_THAT(refused.out, Catch::Contains("the file is unchanged"));
+  CHECK(read(dir / "broken.kiln") == broken);
+}
+
+TEST_CASE("every example model and stdlib module is formatted", "[cli]") {
+  Run r = kiln("fmt --check models/*.kiln stdlib/*.kiln");
+  INFO(r.out);
+  CHECK(r.code == 0);
+}
+
+TEST_CASE("kiln ops lists the op table", "[cli]") {
+  Run r = kiln("ops");
+  CHECK(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("matmul"));
+  CHECK_THAT(r.out, Catch::Contains("softmax_cross_entropy"));
+}
