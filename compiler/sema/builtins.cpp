@@ -104,7 +104,7 @@ bool Lowerer::to_attr(const ir::AttrSpec& spec, const Value& v, ir::AttrValue& o
 
 Value Lowerer::constant_like(const Value& scalar, ir::DType dtype, Span span) {
   if (scalar.kind == Value::Kind::kFloat && ir::is_integer(dtype)) {
-    error(span, "the float " + std::to_string(scalar.f) + " cannot be combined with an integer tensor",
+    error(span, "the float " + format_number(scalar.f) + " cannot be combined with an integer tensor",
           "cast the tensor first: cast(x, dtype: \"f32\")");
     return Value::error();
   }
@@ -224,7 +224,7 @@ Value Lowerer::call_builtin(const ir::OpInfo& op, const ast::Expr& call, std::ve
       return Value::of_float(*folded, call.span);
     }
     if (operands.size() == 1 && fold_unary(name, 1.0).has_value()) {
-      error(call.span, name + " of " + std::to_string(operands[0].value.f) + " is undefined");
+      error(call.span, name + " of " + format_number(operands[0].value.f) + " is undefined");
       return Value::error();
     }
   }

@@ -20,6 +20,16 @@ std::string pattern_text(const ast::TypeExpr& t) {
   return s + "]";
 }
 
+// "nn.dense(x: f32[..., n], units: int, bias: bool = true)", for hints.
+std::string signature_text(const std::string& display, const ast::LayerDecl& layer) {
+  std::string s = display + "(";
+  for (std::size_t i = 0; i < layer.args.size(); ++i) {
+    const ast::LayerArg& a = layer.args[i];
+    s += (i ? ", " : "") + a.name + ": " + pattern_text(a.type) + (a.default_value != ast::kNoExpr ? " = ..." : "");
+  }
+  return s + ")";
+}
+
 }  // namespace
 
 Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, const ast::Expr& call,
@@ -41,11 +51,13 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
   for (const Arg& a : args) {
     if (a.name.empty()) {
       if (positional >= layer.args.size()) {
+        std::size_t given = static_cast<std::size_t>(
+            std::count_if(args.begin(), args.end(), [](const Arg& x) { return x.name.empty(); }));
         error(a.span, display + " takes " + std::to_string(layer.args.size()) + " argument" +
-                          (layer.args.size() == 1 ? "" : "s") + ", but more were given",
-              "its signature is at " + c_.sources.location(layer.name_span));
+                          (layer.args.size() == 1 ? "" : "s") + ", but " + std::to_string(given) + " were given",
+              "its signature is " + signature_text(display, layer));
         ok = false;
-        continue;
+        break;
       }
       bound[positional++] = &a;
       continue;
@@ -83,8 +95,8 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
 
   // Attributes first (their values may size the tensor patterns), then tensors.
   PatternBindings bindings;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (std::size_t i = 0; i < layer.args.size(); ++i) {
+  for (int pass = 0; pass < 2 && ok; ++pass) {
+    for (std::size_t i = 0; i < layer.args.size() && ok; ++i) {
       const ast::LayerArg& la = layer.args[i];
       bool is_tensor = la.type.is_tensor;
       if ((pass == 0) == is_tensor) continue;
@@ -100,7 +112,7 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
         expansion_.pop_back();
       } else {
         error(call.span, display + " needs the argument '" + la.name + "' (" + pattern_text(la.type) + ")",
-              "its signature is at " + c_.sources.location(layer.name_span));
+              "its signature is " + signature_text(display, layer));
         ok = false;
         continue;
       }
@@ -111,7 +123,8 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       if (is_tensor) {
         if (!v.is_tensor()) {
           error(where, "argument '" + la.name + "' of " + display + " must be a tensor " + pattern_text(la.type) +
-                           ", not " + describe_value(v, graph_));
+                           ", not " + describe_value(v, graph_),
+                "arguments are matched by position, then by name: " + signature_text(display, layer));
           ok = false;
           continue;
         }
@@ -121,7 +134,7 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
         if (!match_tensor_pattern(la.type, actual, callee.env, bindings, why)) {
           error(where, "argument '" + la.name + "' of " + display + " expects " + pattern_text(la.type) +
                            ", but got " + actual.to_string() + ": " + why,
-                "the layer is declared at " + c_.sources.location(la.name_span));
+                "'" + la.name + "' is declared at " + c_.sources.location(la.name_span));
           ok = false;
           continue;
         }
@@ -150,7 +163,9 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       }
       if (!good) {
         error(where, "argument '" + la.name + "' of " + display + " must be " + (t == "int" ? "an " : "a ") + t +
-                         ", not " + describe_value(v, graph_));
+                         ", not " + describe_value(v, graph_),
+              v.is_tensor() ? "arguments are matched by position, then by name: " + signature_text(display, layer)
+                            : std::string());
         ok = false;
         continue;
       }
@@ -162,12 +177,18 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
 
   expansion_.push_back({display, call.span});
   layer_stack_.push_back(&layer);
-  for (const ast::Stmt& st : layer.body) run_statement(st, callee);
+  callee.body = &layer.body;
+  // The first error inside a layer's body stops it: what follows would mostly repeat it.
+  std::size_t errors_before = c_.diags.error_count();
+  for (const ast::Stmt& st : layer.body) {
+    run_statement(st, callee);
+    if (c_.diags.error_count() != errors_before) break;
+  }
   layer_stack_.pop_back();
 
   Value result = Value::error();
-  if (!callee.returned) {
-    error(layer.name_span, "layer " + display + " does not return a value", "end it with 'return ...'");
+  if (c_.diags.error_count() != errors_before || !callee.returned) {
+    // reported (a layer without return is found by the name check)
   } else if (callee.results.size() == 1) {
     result = callee.results[0];
     if (layer.result && result.is_tensor()) {

@@ -45,13 +45,18 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
   Scope s;
   s.module = &module;
   s.frame = frames_.back().get();
+  s.body = &model.body;
+  std::map<std::string, Span> declared;  // inputs and outputs, for "the first is at"
   for (const ast::Stmt& st : model.body) {
     switch (st.kind) {
       case ast::StmtKind::kInput: {
         if (s.env.count(st.names[0])) {
-          error(st.name_spans[0], "'" + st.names[0] + "' is already defined in model " + model.name);
+          auto first = declared.find(st.names[0]);
+          error(st.name_spans[0], "'" + st.names[0] + "' is already defined in model " + model.name,
+                first == declared.end() ? "" : "the first is at " + c_.sources.location(first->second));
           break;
         }
+        declared[st.names[0]] = st.name_spans[0];
         std::string features;
         std::optional<ir::TensorType> type = input_type(st, s, features);
         Value v = Value::error();
@@ -74,7 +79,8 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
         s.stmt_base = st.names[0];
         Value v = eval(st.values[0], s);
         if (result.outputs.count(st.names[0])) {
-          error(st.name_spans[0], "duplicate output '" + st.names[0] + "'");
+          error(st.name_spans[0], "duplicate output '" + st.names[0] + "'",
+                "the first is at " + c_.sources.location(declared[st.names[0]]));
         } else if (v.kind == Value::Kind::kTuple) {
           error(st.span, "an output is one tensor, but this expression gives " + std::to_string(v.items.size()) + " values",
                 "bind them first: a, b = ..., then output each");
@@ -84,6 +90,7 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
           graph_.add_output(st.names[0], v.tensor);
           if (graph_.node(v.tensor).name.empty()) graph_.node(v.tensor).name = st.names[0];
         }
+        if (!declared.count(st.names[0])) declared[st.names[0]] = st.name_spans[0];
         result.outputs[st.names[0]] = v;
         s.env[st.names[0]] = v;
         break;
@@ -96,10 +103,11 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
         break;
     }
   }
-  if (result.inputs.empty()) {
+  bool clean = c_.diags.error_count() == errors_before;  // "no output" after an error is noise
+  if (result.inputs.empty() && clean) {
     error(model.name_span, "model '" + model.name + "' has no input", "declare one: input x : f32[batch, 4]");
   }
-  if (result.outputs.empty()) {
+  if (result.outputs.empty() && clean) {
     error(model.name_span, "model '" + model.name + "' has no output", "declare one: output y = ...");
   }
   result.ok = c_.diags.error_count() == errors_before;
@@ -260,8 +268,9 @@ void Lowerer::run_statement(const ast::Stmt& st, Scope& s) {
       Value v = eval(st.values[0], s);
       if (st.names.size() == 1) {
         if (v.kind == Value::Kind::kTuple) {
-          error(st.span, "this call gives " + std::to_string(v.items.size()) + " values",
-                "bind each: " + std::string("a, b = ..."));
+          error(s.module->ast.expr(st.values[0]).span,
+                "this gives " + std::to_string(v.items.size()) + " values, but 1 name is bound",
+                "bind each: " + st.names[0] + ", " + st.names[0] + "_2 = ...");
           v = Value::error();
         }
         s.env[st.names[0]] = v;
@@ -274,8 +283,10 @@ void Lowerer::run_statement(const ast::Stmt& st, Scope& s) {
       }
       if (v.kind != Value::Kind::kTuple || v.items.size() != st.names.size()) {
         std::size_t got = v.kind == Value::Kind::kTuple ? v.items.size() : 1;
-        error(st.span, "cannot bind " + std::to_string(st.names.size()) + " names to " + std::to_string(got) +
-                           (got == 1 ? " value" : " values"));
+        error(s.module->ast.expr(st.values[0]).span,
+              "this gives " + std::to_string(got) + (got == 1 ? " value" : " values") + ", but " +
+                  std::to_string(st.names.size()) + " names are bound",
+              "bind exactly as many names as it returns");
         for (const std::string& n : st.names) s.env[n] = Value::error();
         return;
       }
@@ -310,7 +321,10 @@ std::optional<ir::TensorType> Lowerer::static_type(const ast::TypeExpr& type, Sc
         auto it = s.env.find(d.name);
         if (it != s.env.end() && it->second.kind == Value::Kind::kInt) {
           if (it->second.i <= 0) {
-            error(d.span, "size '" + d.name + "' is " + std::to_string(it->second.i) + "; sizes must be positive");
+            // Point at the user's argument that gave the size, when there is one.
+            Span where = it->second.span.valid() ? it->second.span : d.span;
+            error(where, "'" + d.name + "' is " + std::to_string(it->second.i) + ", but a size must be positive",
+                  "it sizes " + std::string(c_.sources.text(type.span)) + " at " + c_.sources.location(d.span));
             return std::nullopt;
           }
           out.shape.dims.push_back(ir::Dim::of(it->second.i));
@@ -439,6 +453,18 @@ Value Lowerer::eval(ast::ExprId id, Scope& s) {
         return v;
       }
       if (e.text == "batch") return Value::of_batch(e.span);
+      if (s.module->incomplete) return Value::error();
+      if (s.body != nullptr) {
+        for (const ast::Stmt& later : *s.body) {
+          for (std::size_t i = 0; i < later.names.size(); ++i) {
+            if (later.names[i] == e.text && later.span.begin > e.span.begin) {
+              error(e.span, "'" + e.text + "' is used before it is defined",
+                    "it is defined at " + c_.sources.location(later.name_spans[i]) + "; move that line up");
+              return Value::error();
+            }
+          }
+        }
+      }
       std::vector<std::string> names;
       for (const auto& [n, v] : s.env) names.push_back(n);
       std::string near = closest_match(e.text, names);
@@ -549,7 +575,9 @@ Value Lowerer::eval_call(const ast::Expr& call, Scope& s) {
     }
     auto it = s.module->namespaces.find(ns.text);
     if (it == s.module->namespaces.end()) {
-      error(ns.span, "unknown module '" + ns.text + "'", "add 'import " + ns.text + "' at the top of the file");
+      if (!s.module->incomplete && s.module->reported_unknown_modules.insert(ns.text).second) {
+        error(ns.span, "unknown module '" + ns.text + "'", "add 'import " + ns.text + "' at the top of the file");
+      }
       return Value::error();
     }
     auto layer = it->second->layers.find(callee.text);
@@ -591,6 +619,7 @@ Value Lowerer::eval_call(const ast::Expr& call, Scope& s) {
     if (poisoned) return Value::error();
     return call_builtin(*op, call, std::move(args), s);
   }
+  if (s.module->incomplete) return Value::error();
   std::vector<std::string> names;
   for (const auto& [n, l] : s.module->layers) names.push_back(n);
   for (const ir::OpInfo& op : ir::core_ops().all()) {

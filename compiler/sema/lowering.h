@@ -51,6 +51,7 @@ class Lowerer {
     std::map<std::string, Value> env;
     std::set<std::string> states;
     std::string stmt_base;  // the binding being evaluated (names layer calls inside it)
+    const std::vector<ast::Stmt>* body = nullptr;  // for "used before it is defined"
     bool returned = false;
     std::vector<Value> results;
   };

@@ -66,8 +66,12 @@ struct Loader {
         cycle += fs::path(*it).filename().string() + " -> ";
       }
       cycle += fs::path(key).filename().string();
-      c.diags.error(import_span, "import cycle: " + cycle,
-                    "move the shared layers into a third file that both import");
+      if (on_stack + 1 == in_progress.end()) {
+        c.diags.error(import_span, "a file cannot import itself", "remove this import");
+      } else {
+        c.diags.error(import_span, "import cycle: " + cycle,
+                      "move the shared layers into a third file that both import");
+      }
       return nullptr;
     }
     if (auto it = by_key.find(key); it != by_key.end()) return it->second;
@@ -85,7 +89,9 @@ struct Loader {
     m->path = path;
     m->name = name;
     m->file = c.sources.add(display_path(path), std::move(*text));
+    std::size_t errors = c.diags.error_count();
     m->ast = parse_file(c.sources, m->file, c.diags);
+    m->parse_failed = c.diags.error_count() != errors;
     c.modules.push_back(std::move(module));
     by_key[key] = m;
 
@@ -99,6 +105,12 @@ struct Loader {
   }
 
   void resolve_import(Module& m, const ast::Import& im) {
+    std::size_t errors = c.diags.error_count();
+    resolve_import_into(m, im);
+    if (c.diags.error_count() != errors) m.incomplete = true;
+  }
+
+  void resolve_import_into(Module& m, const ast::Import& im) {
     Module* target = nullptr;
     std::string alias = im.alias;
     if (im.is_path) {

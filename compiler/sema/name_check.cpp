@@ -1,6 +1,7 @@
 // A quick pass over every layer body, called or not: each name must be defined before it
 // is used and each callee must exist. Layers are otherwise only checked when a model
 // instantiates them, so without this pass a typo in an unused layer would go unseen.
+#include <map>
 #include <set>
 
 #include "compiler/ir/ops.h"
@@ -28,6 +29,7 @@ struct NameChecker {
       for (const Module* u : m.unqualified) {
         if (u->layers.count(callee.text)) return true;
       }
+      if (m.incomplete) return false;  // a failed import may have been meant to bring it
       std::vector<std::string> names;
       for (const auto& [name, l] : m.layers) names.push_back(name);
       for (const ir::OpInfo& op : ir::core_ops().all()) {
@@ -49,7 +51,9 @@ struct NameChecker {
       }
       auto it = m.namespaces.find(ns.text);
       if (it == m.namespaces.end()) {
-        c.diags.error(ns.span, "unknown module '" + ns.text + "'", "add 'import " + ns.text + "' at the top of the file");
+        if (!m.incomplete && m.reported_unknown_modules.insert(ns.text).second) {
+          c.diags.error(ns.span, "unknown module '" + ns.text + "'", "add 'import " + ns.text + "' at the top of the file");
+        }
         return false;
       }
       if (!it->second->layers.count(callee.text)) {
@@ -71,8 +75,10 @@ struct NameChecker {
     switch (e.kind) {
       case ast::ExprKind::kName:
         if (!defined.count(e.text) && e.text != "batch") {
-          std::string near = closest_match(e.text, candidates());
-          c.diags.error(e.span, "unknown name '" + e.text + "'", near.empty() ? "" : "did you mean '" + near + "'?");
+          if (!m.incomplete) {
+            std::string near = closest_match(e.text, candidates());
+            c.diags.error(e.span, "unknown name '" + e.text + "'", near.empty() ? "" : "did you mean '" + near + "'?");
+          }
           ok = false;
         }
         break;
@@ -99,7 +105,32 @@ struct NameChecker {
     }
   }
 
+  // Declarations that must be unique within the layer: arguments, params and states.
+  void check_unique(const ast::LayerDecl& layer) {
+    std::map<std::string, Span> seen;
+    auto declare = [&](const std::string& name, Span span, const char* what) {
+      auto [it, inserted] = seen.emplace(name, span);
+      if (!inserted) {
+        c.diags.error(span, std::string("duplicate ") + what + " '" + name + "' in layer " + layer.name,
+                      "the first is at " + c.sources.location(it->second));
+        ok = false;
+      }
+    };
+    for (const ast::LayerArg& arg : layer.args) declare(arg.name, arg.name_span, "argument");
+    bool returns = false;
+    for (const ast::Stmt& st : layer.body) {
+      if (st.kind == ast::StmtKind::kParam) declare(st.names[0], st.name_spans[0], "param");
+      if (st.kind == ast::StmtKind::kState) declare(st.names[0], st.name_spans[0], "state");
+      returns = returns || st.kind == ast::StmtKind::kReturn;
+    }
+    if (!returns) {
+      c.diags.error(layer.name_span, "layer " + layer.name + " does not return a value", "end it with 'return ...'");
+      ok = false;
+    }
+  }
+
   void run(const ast::LayerDecl& layer) {
+    check_unique(layer);
     for (const ast::LayerArg& arg : layer.args) {
       defined.insert(arg.name);
       for (const ast::DimPattern& d : arg.type.dims) {

@@ -48,6 +48,11 @@ namespace {
 
 void check_everything(Compilation& c, const SemaOptions& options) {
   if (c.root == nullptr) return;
+  // After a syntax error, names from the declarations that failed to parse would all be
+  // "unknown": report the syntax errors alone.
+  for (const auto& m : c.modules) {
+    if (m->parse_failed) return;
+  }
   std::set<const ast::LayerDecl*> broken;
   for (const auto& m : c.modules) detail::check_layer_names(c, *m, broken);
 
@@ -158,7 +163,7 @@ void check_everything(Compilation& c, const SemaOptions& options) {
   }
 
   for (const FeatureSet& f : c.features) {
-    if (!used_features.count(f.name)) {
+    if (!used_features.count(f.name) && !c.diags.has_errors()) {
       c.diags.warning(f.span, "features block '" + f.name + "' is never used",
                       "a model input ('input x : " + f.name + "') or a train block ('data = " + f.name +
                           "') would use it");

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ struct Module {
   std::map<std::string, const ast::FeaturesDecl*> features;
   std::map<std::string, Module*> namespaces;  // `import nn` -> "nn"; `import "x.kiln" as y` -> "y"
   std::vector<Module*> unqualified;           // `import "x.kiln"`: its layers by bare name
+  // An import of this module failed: names it would have brought are not reported again
+  // as unknown (the import error says it all).
+  bool incomplete = false;
+  bool parse_failed = false;  // the file has syntax errors
+  mutable std::set<std::string> reported_unknown_modules;  // `x.f` with no `import x`: said once
 };
 
 struct LoweredModel {

@@ -1,6 +1,7 @@
 // Matching shape patterns (`f32[..., n]`) against tensor types, binding shape symbols.
 // This is where most shape errors of a model are caught: at the layer call, with the
 // argument and the dimension named.
+#include <cstdio>
 #include <string>
 
 #include "compiler/sema/sema_internal.h"
@@ -119,12 +120,20 @@ std::int64_t stable_hash(const std::string& text) {
 
 namespace kiln::sema {
 
+std::string format_number(double x) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.15g", x);
+  std::string s = buffer;
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
 std::string describe_value(const Value& v, const ir::Graph& graph) {
   switch (v.kind) {
     case Value::Kind::kError: return "an invalid value";
     case Value::Kind::kTensor: return "a tensor " + graph.node(v.tensor).type.to_string();
     case Value::Kind::kInt: return "an int (" + std::to_string(v.i) + ")";
-    case Value::Kind::kFloat: return "a float";
+    case Value::Kind::kFloat: return "a float (" + format_number(v.f) + ")";
     case Value::Kind::kBool: return std::string("a bool (") + (v.b ? "true" : "false") + ")";
     case Value::Kind::kString: return "a string";
     case Value::Kind::kList: return "a list";

@@ -73,7 +73,9 @@ struct Value {
   bool is_constant() const { return !is_error() && !is_tensor() && kind != Kind::kTuple; }
 };
 
-// "a tensor f32[batch, 10]", "an int (3)", ... for messages.
+// "a tensor f32[batch, 10]", "an int (3)", "a float (0.5)", ... for messages.
 std::string describe_value(const Value& v, const ir::Graph& graph);
+// A number as a person would write it: 0.5, 1e-06, 3.
+std::string format_number(double x);
 
 }  // namespace kiln::sema

@@ -17,17 +17,24 @@ std::string_view severity_name(Severity s) {
   return "error";
 }
 
-// Source lines are shown as printable text: control bytes and invalid UTF-8 become '?',
-// tabs become one space, so the caret still lines up by byte column.
+// Source lines are shown as they are (UTF-8 included: the parser has validated it), with
+// control bytes as '?' and tabs as one space, so each character takes one column.
 std::string printable_line(std::string_view line) {
   std::string out;
   out.reserve(line.size());
   for (unsigned char c : line) {
     if (c == '\t') out.push_back(' ');
-    else if (c < 0x20 || c == 0x7f || c >= 0x80) out.push_back(c >= 0x80 ? '?' : '?');
+    else if (c < 0x20 || c == 0x7f) out.push_back('?');
     else out.push_back(static_cast<char>(c));
   }
   return out;
+}
+
+// Characters in a UTF-8 string (bytes that do not continue a sequence).
+std::size_t display_width(std::string_view text) {
+  std::size_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -96,27 +103,39 @@ std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources,
   if (d.span.valid() && d.span.file < sources.size()) {
     const SourceFile& file = sources.file(d.span.file);
     LineCol lc = file.line_col(d.span.begin);
-    std::string line = printable_line(file.line_text(lc.line));
+    std::string raw(file.line_text(lc.line));
     std::string number = std::to_string(lc.line);
     std::string gutter(number.size(), ' ');
-    std::size_t col = lc.column - 1;
-    // Very long lines (generated or minified input) are shown as a window around the caret.
-    constexpr std::size_t kWindow = 100;
-    if (line.size() > kWindow + 20) {
-      std::size_t from = col > kWindow / 2 ? col - kWindow / 2 : 0;
-      std::string shown = line.substr(from, kWindow);
-      line = (from > 0 ? "..." : "") + shown + (from + kWindow < line.size() ? "..." : "");
-      col = col - from + (from > 0 ? 3 : 0);
-    }
-    std::size_t width = 1;
+    std::size_t col = std::min<std::size_t>(lc.column - 1, raw.size());
+    std::size_t end_col = raw.size();
     if (d.span.end > d.span.begin) {
       LineCol end = file.line_col(d.span.end);
-      width = end.line == lc.line ? end.column - lc.column : line.size() - std::min(col, line.size());
+      if (end.line == lc.line) end_col = std::min<std::size_t>(end.column - 1, raw.size());
+    } else {
+      end_col = std::min(raw.size(), col + 1);
     }
-    width = std::max<std::size_t>(1, std::min<std::size_t>(width, line.size() > col ? line.size() - col : 1));
+    // Very long lines (generated or minified input) are shown as a window around the caret.
+    constexpr std::size_t kWindow = 100;
+    std::string prefix, suffix;
+    if (raw.size() > kWindow + 20) {
+      auto is_continuation = [&](std::size_t i) { return i < raw.size() && (static_cast<unsigned char>(raw[i]) & 0xC0) == 0x80; };
+      std::size_t from = col > kWindow / 2 ? col - kWindow / 2 : 0;
+      while (from > 0 && is_continuation(from)) --from;
+      std::size_t to = std::min(raw.size(), from + kWindow);
+      while (to < raw.size() && is_continuation(to)) ++to;
+      if (from > 0) prefix = "...";
+      if (to < raw.size()) suffix = "...";
+      raw = raw.substr(from, to - from);
+      col = std::min(col - from, raw.size());
+      end_col = std::min(end_col, to) - from;
+    }
+    std::string line = prefix + printable_line(raw) + suffix;
+    // Carets are placed by characters, not bytes, so they line up under UTF-8 text.
+    std::size_t caret_col = prefix.size() + display_width(std::string_view(raw).substr(0, col));
+    std::size_t width = end_col > col ? display_width(std::string_view(raw).substr(col, end_col - col)) : 1;
+    width = std::max<std::size_t>(1, width);
     out += " " + number + " | " + line + "\n";
-    out += " " + gutter + " | " + std::string(std::min(col, line.size()), ' ') + green + "^" +
-           std::string(width - 1, '~') + reset + "\n";
+    out += " " + gutter + " | " + std::string(caret_col, ' ') + green + "^" + std::string(width - 1, '~') + reset + "\n";
   }
   if (!d.hint.empty()) out += "  hint: " + d.hint + "\n";
   for (const ExpansionStep& step : d.chain) {
@@ -126,6 +145,17 @@ std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources,
 }
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  // A candidate that the word abbreviates or extends (acc -> accuracy, kernel_size ->
+  // kernel) beats one that is merely a few edits away.
+  if (word.size() >= 3) {
+    std::string prefix_match;
+    for (const std::string& c : candidates) {
+      bool related = (c.size() > word.size() && c.compare(0, word.size(), word) == 0) ||
+                     (word.size() > c.size() && c.size() >= 3 && word.compare(0, c.size(), c) == 0);
+      if (related && (prefix_match.empty() || c.size() < prefix_match.size())) prefix_match = c;
+    }
+    if (!prefix_match.empty()) return prefix_match;
+  }
   std::string best;
   std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const std::string& c : candidates) {

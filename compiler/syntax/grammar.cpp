@@ -26,7 +26,12 @@ struct SyntaxError {
   Iter where;
   std::string message;
   std::string hint;
+  Iter end = nullptr;  // when set, the span is [where, end)
 };
+
+std::size_t utf8_decode(Iter p, Iter end, std::uint32_t& cp);
+std::string describe_at(Iter p, Iter end);
+std::string lookalike_hint(Iter p, Iter end);
 
 struct ParseState {
   Iter base = nullptr;
@@ -191,6 +196,25 @@ const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >>
       e.kind = ast::ExprKind::kNumber;
       e.span = where(ctx);
       e.text = text;
+      // `1e-`, `2x`, `1.5.2`: a number run straight into letters or dots is malformed.
+      Iter after = x3::_where(ctx).begin();
+      Iter stop = after;
+      while (stop < state(ctx).end && (std::isalnum(static_cast<unsigned char>(*stop)) || *stop == '_' || *stop == '.' ||
+                                       ((*stop == '+' || *stop == '-') && (stop[-1] == 'e' || stop[-1] == 'E')))) {
+        ++stop;
+      }
+      if (stop != after) {
+        std::string all(r.begin(), stop);
+        if (stop < state(ctx).end && static_cast<unsigned char>(*stop) >= 0x80) {
+          std::uint32_t cp = 0;
+          std::size_t n = utf8_decode(stop, state(ctx).end, cp);
+          throw SyntaxError{stop, "unexpected character " + describe_at(stop, state(ctx).end),
+                            lookalike_hint(stop, state(ctx).end), stop + n};
+        }
+        throw SyntaxError{r.begin(), "malformed number '" + all + "'",
+                          all.find_first_of("eE") != std::string::npos ? "an exponent needs digits: 1e-3" :
+                          "numbers are written 12, 0.5 or 1e-3", stop};
+      }
       e.is_integer = text.find_first_of(".eE") == std::string::npos;
       if (e.is_integer) {
         auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), e.integer);
@@ -383,7 +407,12 @@ BOOST_SPIRIT_DEFINE(name, number, string_body, string_end, string_lit, bool_word
 
 // dim = "..." | integer | name ;
 const x3::rule<class dim_tag, ast::DimPattern> dim = "a dimension (a size, a name, or '...')";
-const auto dim_def = located[x3::raw[x3::lit("...")][([](auto& ctx) {
+const auto dim_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> '.' >> *x3::ascii::digit]][([](auto& ctx) {
+      auto r = x3::_attr(ctx);
+      throw SyntaxError{r.begin(), "a dimension must be a whole number, a name or '...', not " +
+                                       std::string(r.begin(), r.end()), "", r.end()};
+    })] |
+    x3::raw[x3::lit("...")][([](auto& ctx) {
       ast::DimPattern d;
       d.kind = ast::DimPattern::Kind::kEllipsis;
       d.span = where(ctx);
@@ -424,6 +453,14 @@ const auto type_expr_def = located[((dtype_word >> '[') > -(dim % ',') > close_b
       t.dtype = fusion::at_c<0>(a);
       if (fusion::at_c<1>(a)) t.dims = *fusion::at_c<1>(a);
       x3::_val(ctx) = t;
+    })] |
+    x3::raw[name >> &x3::lit('[')][([](auto& ctx) {
+      auto r = x3::_attr(ctx);
+      std::string word(r.begin(), r.end());
+      std::string near = closest_match(word, {"f32", "f64", "i32", "i64", "bool"});
+      throw SyntaxError{r.begin(), "unknown element type '" + word + "'",
+                        near.empty() ? "element types are f32, f64, i32, i64 and bool" : "did you mean '" + near + "'?",
+                        r.end()};
     })] |
     (name >> -('.' > name))[([](auto& ctx) {
       ast::TypeExpr t;
@@ -556,13 +593,12 @@ const auto import_target_def = located[x3::raw[string_body][([](auto& ctx) {
       (void)st;
       x3::_val(ctx) = NameTok{"\"" + unquoted, span};  // leading quote marks a path
     })] |
-    x3::raw[name % '.'][([](auto& ctx) {
-      auto r = x3::_attr(ctx);
+    (name % '.')[([](auto& ctx) {
+      // Joined from the name tokens: white space or comments between them are not part of it.
+      const std::vector<NameTok>& parts = x3::_attr(ctx);
       std::string text;
-      for (char c : std::string_view(r.begin(), static_cast<std::size_t>(r.end() - r.begin()))) {
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') text.push_back(c);
-      }
-      x3::_val(ctx) = NameTok{text, where(ctx)};
+      for (const NameTok& part : parts) text += (text.empty() ? "" : ".") + part.text;
+      x3::_val(ctx) = NameTok{text, state(ctx).join(parts.front().span, parts.back().span)};
     })]];
 
 const x3::rule<class import_decl_tag, ast::Import> import_decl = "an import";
@@ -802,6 +838,16 @@ Iter resync(Iter from, Iter end, Iter decl_start, Iter base) {
 }
 
 // A short description of what is at `p`, for "found ..." in messages.
+// Decodes the UTF-8 sequence at p (the text was validated before parsing).
+std::size_t utf8_decode(Iter p, Iter end, std::uint32_t& cp) {
+  auto c = static_cast<unsigned char>(*p);
+  std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  if (static_cast<std::size_t>(end - p) < n) n = 1;
+  cp = n == 1 ? c : c & (0xFF >> (n + 1));
+  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(p[k]) & 0x3F);
+  return n;
+}
+
 std::string describe_at(Iter p, Iter end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
   if (p >= end) return "end of file";
@@ -811,10 +857,37 @@ std::string describe_at(Iter p, Iter end) {
     while (q < end && (std::isalnum(static_cast<unsigned char>(*q)) || *q == '_') && q - p < 32) ++q;
     return "'" + std::string(p, q) + "'";
   }
-  if (static_cast<unsigned char>(*p) < 0x20 || static_cast<unsigned char>(*p) >= 0x7f) {
-    return "a non-printable or non-ASCII character";
+  if (static_cast<unsigned char>(*p) >= 0x80) {
+    std::uint32_t cp = 0;
+    std::size_t n = utf8_decode(p, end, cp);
+    char code[16];
+    std::snprintf(code, sizeof code, "U+%04X", cp);
+    return "'" + std::string(p, n) + "' (" + code + ")";
   }
+  if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f) return "a control character";
   return "'" + std::string(1, *p) + "'";
+}
+
+// Characters that can never start a token of the language: "unexpected character".
+bool is_foreign_character(Iter p, Iter end) {
+  if (p >= end) return false;
+  unsigned char c = static_cast<unsigned char>(*p);
+  if (c >= 0x80 || c < 0x20 || c == 0x7f) return c != '\n' && c != '\t' && c != '\r';
+  return std::strchr("$%&'?\\^`|~!", c) != nullptr && !(c == '!' && p + 1 < end && p[1] == '=');
+}
+
+// Look-alikes that editors and word processors put in place of ASCII operators.
+std::string lookalike_hint(Iter p, Iter end) {
+  std::uint32_t cp = 0;
+  if (p >= end || static_cast<unsigned char>(*p) < 0x80) return {};
+  utf8_decode(p, end, cp);
+  switch (cp) {
+    case 0x2212: case 0x2013: case 0x2014: return "this is not an ASCII minus: use '-'";
+    case 0x00D7: case 0x2217: return "use '*' for multiplication";
+    case 0x201C: case 0x201D: return "use straight double quotes '\"'";
+    case 0x00A0: return "a no-break space: use an ordinary space";
+    default: return "names and operators are ASCII; other characters may appear only in strings and comments";
+  }
 }
 
 Iter skip_blank(Iter p, Iter end) {
@@ -876,14 +949,65 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
                   "a file holds import, layer, model, features, train and promote declarations");
       p = resync(start, st.end, start, st.base);
     } catch (const x3::expectation_failure<Iter>& e) {
-      // An unterminated string fails at its line's end: report it there, not on the next line.
-      Iter at = e.which() == "'\"' closing the string" ? e.where() : skip_blank(e.where(), st.end);
-      std::string found = describe_at(at, st.end);
-      diags.error(span_at(at), "expected " + e.which() + ", found " + found,
-                  hint_for_expected(e.which(), found));
-      p = resync(at, st.end, start, st.base);
+      Iter next = skip_blank(e.where(), st.end);
+      const std::string& what = e.which();
+      if (is_foreign_character(next, st.end)) {
+        diags.error(span_at(next), "unexpected character " + describe_at(next, st.end), lookalike_hint(next, st.end));
+        p = resync(next, st.end, start, st.base);
+        continue;
+      }
+      if (what == "a name") {
+        // `input = 3`: a keyword where a name was meant.
+        Iter w = e.where();
+        while (w > start && (w[-1] == ' ' || w[-1] == '\t')) --w;
+        Iter word_end = w;
+        while (w > start && (std::isalnum(static_cast<unsigned char>(w[-1])) || w[-1] == '_')) --w;
+        std::string word(w, word_end);
+        static const char* const kReserved[] = {"import", "layer", "model", "features", "train", "promote",
+                                                "input", "output", "param", "state", "update", "return"};
+        bool keyword = std::find(std::begin(kReserved), std::end(kReserved), word) != std::end(kReserved);
+        if (keyword && next < st.end && (*next == '=' || *next == ',' || *next == ':')) {
+          diags.error(Span{file, static_cast<std::uint32_t>(w - st.base), static_cast<std::uint32_t>(word_end - st.base)},
+                      "'" + word + "' is a keyword and cannot be used as a name", "choose another name, e.g. '" + word + "_'");
+          p = resync(next, st.end, start, st.base);
+          continue;
+        }
+      }
+      // A token missing at the end of a line is reported there ("found end of line"), not
+      // at the first token of the next line; so is an unterminated string.
+      // (X3 may have skipped the white space already: look back from the next token.)
+      Iter prev_end = next;
+      while (true) {
+        while (prev_end > start && (prev_end[-1] == ' ' || prev_end[-1] == '\t' || prev_end[-1] == '\r' ||
+                                    prev_end[-1] == '\n')) {
+          --prev_end;
+        }
+        Iter comment = st.comment_on_line_of(prev_end);
+        if (comment == nullptr || comment < start || comment >= prev_end) break;
+        prev_end = comment;
+      }
+      bool string_open = what == "'\"' closing the string";
+      bool at_line_end = string_open || std::find(prev_end, next, '\n') != next || next >= st.end;
+      Iter at = string_open ? e.where() : at_line_end ? prev_end : next;
+      std::string found = at_line_end ? (next >= st.end ? "end of file" : "end of line") : describe_at(next, st.end);
+      if ((what == "a statement or '}'" || what == "a column or '}'" || what == "a field ('name = value') or '}'" ||
+           what == "a gate, a field or '}'") &&
+          (next >= st.end || ((next == st.base || next[-1] == '\n') && starts_top_keyword(next, st.end)))) {
+        LineCol opened = sources.file(file).line_col(static_cast<std::uint32_t>(start - st.base));
+        diags.error(span_at(at), "expected '}' to close the block of the declaration at line " +
+                                     std::to_string(opened.line) + ", found " +
+                                     (next >= st.end ? std::string("end of file") : describe_at(next, st.end)),
+                    "every '{' needs a matching '}'");
+        p = resync(next, st.end, start, st.base);
+        continue;
+      }
+      diags.error(span_at(at), "expected " + what + ", found " + found, hint_for_expected(what, found));
+      p = resync(next, st.end, start, st.base);
     } catch (const SyntaxError& e) {
-      diags.error(span_at(e.where), e.message, e.hint);
+      diags.error(e.end > e.where ? Span{file, static_cast<std::uint32_t>(e.where - st.base),
+                                         static_cast<std::uint32_t>(e.end - st.base)}
+                                  : span_at(e.where),
+                  e.message, e.hint);
       p = resync(e.where, st.end, start, st.base);
     }
   }

@@ -111,7 +111,9 @@ std::vector<ast::Comment> scan_comments(const SourceManager& sources, FileId fil
       std::size_t end = text.find('\n', i);
       if (end == std::string::npos) end = text.size();
       std::size_t trimmed = end;
-      while (trimmed > i && (text[trimmed - 1] == '\r' || text[trimmed - 1] == ' ')) --trimmed;
+      while (trimmed > i && (text[trimmed - 1] == '\r' || text[trimmed - 1] == ' ' || text[trimmed - 1] == '\t')) {
+        --trimmed;
+      }
       out.push_back({Span{file, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(trimmed)}});
       i = end;
     }

@@ -325,7 +325,7 @@ TEST_CASE("a bad optimizer still counts as present", "[sema][train]") {
 TEST_CASE("promote errors: message, position and hint", "[sema][promote]") {
   const Case cases[] = {
       {"  gate auc", "auc", "a gate must be a comparison, not 'auc'", "auc >= production.auc - 0.005"},
-      {"  gate acc >= 0.8", "acc", "unknown metric 'acc'", "did you mean 'auc'?"},
+      {"  gate acc >= 0.8", "acc", "unknown metric 'acc'", "did you mean 'accuracy'?"},
       {"  gate f2 >= 0.8", "f2", "unknown metric 'f2'", "did you mean 'f1'?"},
       {"  gate auc >= production.aucc", "aucc", "unknown metric 'aucc' of production", "did you mean 'auc'?"},
       {"  gate auc >= staging.auc", "staging", "'staging.auc' is not a metric", "production.METRIC"},
