@@ -192,6 +192,18 @@ bool Lowerer::lower_loss(const Module& module, const ModelResult& model, const F
     s.env[col.name] = v;
   }
   s.stmt_base = "loss";
+  auto list = [](const std::map<std::string, Value>& m) {
+    std::string out;
+    for (const auto& [n, v] : m) out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? std::string("none") : out;
+  };
+  std::string labels;
+  for (const FeatureColumn& col : data.columns) {
+    if (col.is_label) labels += (labels.empty() ? "" : ", ") + col.name;
+  }
+  s.unknown_name_hint = "the loss can use the model's outputs (" + list(model.outputs) + "), its inputs (" +
+                        list(model.inputs) + ") and the labels of '" + data.name + "' (" +
+                        (labels.empty() ? std::string("none") : labels) + ")";
   std::size_t errors_before = c_.diags.error_count();
   Value v = eval(loss, s);
   if (c_.diags.error_count() != errors_before || v.is_error()) return false;
@@ -468,7 +480,8 @@ Value Lowerer::eval(ast::ExprId id, Scope& s) {
       std::vector<std::string> names;
       for (const auto& [n, v] : s.env) names.push_back(n);
       std::string near = closest_match(e.text, names);
-      error(e.span, "unknown name '" + e.text + "'", near.empty() ? "" : "did you mean '" + near + "'?");
+      error(e.span, "unknown name '" + e.text + "'",
+            !near.empty() ? "did you mean '" + near + "'?" : s.unknown_name_hint);
       return Value::error();
     }
     case ast::ExprKind::kMember:
@@ -626,7 +639,9 @@ Value Lowerer::eval_call(const ast::Expr& call, Scope& s) {
     if (op.has(ir::kSurface)) names.push_back(std::string(op.name));
   }
   std::string near = closest_match(name, names);
-  std::string hint = near.empty() ? "" : "did you mean '" + near + "'?";
+  std::string hint = near.empty() ? "layers of a module are called with its name, e.g. nn.dense(x, 64); "
+                                    "`kiln ops` lists the builtin functions"
+                                  : "did you mean '" + near + "'?";
   for (const auto& [alias, mod] : s.module->namespaces) {
     if (mod->layers.count(name)) hint = "did you mean '" + alias + "." + name + "'?";
   }

@@ -52,6 +52,7 @@ class Lowerer {
     std::set<std::string> states;
     std::string stmt_base;  // the binding being evaluated (names layer calls inside it)
     const std::vector<ast::Stmt>* body = nullptr;  // for "used before it is defined"
+    std::string unknown_name_hint;                  // what names exist here, for the loss
     bool returned = false;
     std::vector<Value> results;
   };

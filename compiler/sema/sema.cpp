@@ -155,7 +155,11 @@ void check_everything(Compilation& c, const SemaOptions& options) {
     if (const auto* p = std::get_if<ast::PromoteDecl>(&decl)) {
       std::optional<PromoteSpec> spec = check_promote(root.ast, *p, c.sources, c.diags);
       if (!root.models.count(p->model)) {
-        c.diags.error(p->model_span, "promote block for unknown model '" + p->model + "'");
+        std::vector<std::string> names;
+        for (const auto& [n, md] : root.models) names.push_back(n);
+        std::string near = closest_match(p->model, names);
+        c.diags.error(p->model_span, "promote block for unknown model '" + p->model + "'",
+                      near.empty() ? "" : "did you mean '" + near + "'?");
       } else if (spec) {
         c.promotes.push_back(std::move(*spec));
       }

@@ -277,7 +277,9 @@ class Checker {
         case ExprKind::kMember: {
           const ast::Expr& base = file_.expr(e.lhs);
           if (base.kind != ExprKind::kName || base.text != "production") {
-            diags_.error(e.span, "'" + text(id) + "' is not a metric", kOperandHint);
+            bool near_production = base.kind == ExprKind::kName && !closest_match(base.text, {"production"}).empty();
+            diags_.error(e.span, "'" + text(id) + "' is not a metric",
+                         near_production ? "did you mean 'production." + e.text + "'?" : std::string(kOperandHint));
             ok = false;
           } else if (!contains(known_metrics(), e.text)) {
             Span member{e.span.file, e.span.end - static_cast<std::uint32_t>(e.text.size()), e.span.end};

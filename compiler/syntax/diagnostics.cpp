@@ -150,8 +150,10 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   if (word.size() >= 3) {
     std::string prefix_match;
     for (const std::string& c : candidates) {
+      // "kernel_size" -> "kernel" (a suffix after '_'), not "fully_connected" -> "full".
       bool related = (c.size() > word.size() && c.compare(0, word.size(), word) == 0) ||
-                     (word.size() > c.size() && c.size() >= 3 && word.compare(0, c.size(), c) == 0);
+                     (word.size() > c.size() + 1 && c.size() >= 3 && word.compare(0, c.size(), c) == 0 &&
+                      word[c.size()] == '_');
       if (related && (prefix_match.empty() || c.size() < prefix_match.size())) prefix_match = c;
     }
     if (!prefix_match.empty()) return prefix_match;
