@@ -1,0 +1,45 @@
+// Executors run a Graph IR at a concrete batch size. The reference executor lowers the
+// graph to a Program (instructions over buffers in one arena, reused by liveness) and
+// runs each instruction on the naive reference kernels: the oracle every faster backend
+// (LLVM, CUDA) is checked against. The interface is backend-neutral; the trainer sees
+// only Executor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "compiler/ir/graph.h"
+#include "runtime/exec/tensor.h"
+
+namespace kiln::runtime {
+
+struct StepOptions {
+  std::uint64_t seed = 0;   // the run's seed: random ops draw from (seed, stream, step, index)
+  std::uint64_t step = 0;   // the training step (dropout masks differ per step)
+  bool training = false;    // if_training(a, b) picks a when true
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // Runs every parameter's and state's initialiser (seeded; the same numbers on every backend).
+  virtual void initialize(std::uint64_t seed) = 0;
+
+  // Runs the graph once: `feeds` holds every input by name (batch dimension = the batch
+  // size the executor was built for). Returns every output by name. Then applies the
+  // graph's assign nodes (new values of parameters and states), so the next step sees them.
+  virtual std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds,
+                                            const StepOptions& options) = 0;
+
+  // Parameters and states by name (read and write: checkpoints, warm starts, tests).
+  virtual Tensor& variable(const std::string& name) = 0;
+};
+
+// The reference backend. Throws std::invalid_argument with a clear message when a feed is
+// missing or has the wrong type.
+std::unique_ptr<Executor> make_reference_executor(const ir::Graph& graph, std::int64_t batch);
+
+}  // namespace kiln::runtime
