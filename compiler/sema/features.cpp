@@ -4,6 +4,8 @@
 // the set is returned only when none was an error.
 #include "compiler/sema/features.h"
 
+#include "compiler/sema/literals.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -27,47 +29,8 @@ const std::vector<std::string>& transform_names() {
   return names;
 }
 
-std::string join(const std::vector<std::string>& items, std::size_t limit = 20) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size() && i < limit; ++i) {
-    if (i > 0) out += ", ";
-    out += items[i];
-  }
-  if (items.size() > limit) out += ", ... (" + std::to_string(items.size() - limit) + " more)";
-  return out;
-}
-
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates,
-                         const std::string& otherwise) {
-  std::string best = closest_match(word, candidates);
-  return best.empty() ? otherwise : "did you mean '" + best + "'?";
-}
-
 Span cover(Span a, Span b) { return Span{a.file, std::min(a.begin, b.begin), std::max(a.end, b.end)}; }
 
-// A number literal, with leading unary minus signs folded.
-struct Number {
-  double value = 0;
-  std::int64_t integer = 0;
-  bool is_integer = false;
-};
-
-// A loop, not recursion: the parser allows arbitrarily long chains of '-'.
-std::optional<Number> fold_number(const ast::File& file, ast::ExprId id) {
-  bool negate = false;
-  while (file.expr(id).kind == ExprKind::kUnary && file.expr(id).text == "-") {
-    negate = !negate;
-    id = file.expr(id).lhs;
-  }
-  const ast::Expr& e = file.expr(id);
-  if (e.kind != ExprKind::kNumber) return std::nullopt;
-  Number n{e.number, e.integer, e.is_integer};
-  if (negate) {
-    n.value = -n.value;
-    n.integer = -n.integer;  // a literal is never negative, so this cannot overflow
-  }
-  return n;
-}
 
 std::string show(const SourceManager& sources, Span span) {
   std::string text(sources.text(span));

@@ -8,17 +8,7 @@
 namespace kiln::sema::detail {
 namespace {
 
-std::string pattern_text(const ast::TypeExpr& t) {
-  if (!t.is_tensor) return t.member.empty() ? t.name : t.name + "." + t.member;
-  std::string s = t.dtype + "[";
-  for (std::size_t i = 0; i < t.dims.size(); ++i) {
-    if (i) s += ", ";
-    const ast::DimPattern& d = t.dims[i];
-    s += d.kind == ast::DimPattern::Kind::kInt ? std::to_string(d.value)
-         : d.kind == ast::DimPattern::Kind::kEllipsis ? "..." : d.name;
-  }
-  return s + "]";
-}
+std::string pattern_text(const ast::TypeExpr& t) { return ast::type_text(t); }
 
 // "nn.dense(x: f32[..., n], units: int, bias: bool = true)", for hints.
 std::string signature_text(const std::string& display, const ast::LayerDecl& layer) {

@@ -4,6 +4,8 @@
 // reported; a spec is returned only when none was an error.
 #include "compiler/sema/train_spec.h"
 
+#include "compiler/sema/literals.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -15,45 +17,6 @@ namespace {
 
 using ast::ExprKind;
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i > 0 ? ", " : "") + items[i];
-  return out;
-}
-
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates,
-                         const std::string& otherwise) {
-  std::string best = closest_match(word, candidates);
-  return best.empty() ? otherwise : "did you mean '" + best + "'?";
-}
-
-bool contains(const std::vector<std::string>& items, const std::string& item) {
-  return std::find(items.begin(), items.end(), item) != items.end();
-}
-
-// A number literal, with leading unary minus signs folded.
-struct Number {
-  double value = 0;
-  std::int64_t integer = 0;
-  bool is_integer = false;
-};
-
-// A loop, not recursion: the parser allows arbitrarily long chains of '-'.
-std::optional<Number> fold_number(const ast::File& file, ast::ExprId id) {
-  bool negate = false;
-  while (file.expr(id).kind == ExprKind::kUnary && file.expr(id).text == "-") {
-    negate = !negate;
-    id = file.expr(id).lhs;
-  }
-  const ast::Expr& e = file.expr(id);
-  if (e.kind != ExprKind::kNumber) return std::nullopt;
-  Number n{e.number, e.integer, e.is_integer};
-  if (negate) {
-    n.value = -n.value;
-    n.integer = -n.integer;  // a literal is never negative, so this cannot overflow
-  }
-  return n;
-}
 
 // Range checks for numeric fields and arguments; `what` names the value in messages.
 enum class Range : std::uint8_t {

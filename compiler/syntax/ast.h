@@ -192,4 +192,7 @@ struct File {
 
 Span decl_span(const Decl& decl);
 
+// A type as written: "f32[..., n]", "int", "ratings.s".
+std::string type_text(const TypeExpr& type);
+
 }  // namespace kiln::ast

@@ -26,20 +26,7 @@ std::string quoted(std::string_view text) {
   return out + "\"";
 }
 
-std::string type_text(const ast::TypeExpr& type) {
-  if (!type.is_tensor) return type.member.empty() ? type.name : type.name + "." + type.member;
-  std::string out = type.dtype + "[";
-  for (std::size_t i = 0; i < type.dims.size(); ++i) {
-    if (i > 0) out += ", ";
-    const ast::DimPattern& d = type.dims[i];
-    switch (d.kind) {
-      case ast::DimPattern::Kind::kInt: out += std::to_string(d.value); break;
-      case ast::DimPattern::Kind::kSymbol: out += d.name; break;
-      case ast::DimPattern::Kind::kEllipsis: out += "..."; break;
-    }
-  }
-  return out + "]";
-}
+using ast::type_text;
 
 const char* stmt_keyword(ast::StmtKind kind) {
   switch (kind) {

@@ -58,20 +58,7 @@ std::size_t width(std::string_view text) {
   return n;
 }
 
-std::string type_text(const ast::TypeExpr& type) {
-  if (!type.is_tensor) return type.member.empty() ? type.name : type.name + "." + type.member;
-  std::string out = type.dtype + "[";
-  for (std::size_t i = 0; i < type.dims.size(); ++i) {
-    if (i > 0) out += ", ";
-    const ast::DimPattern& d = type.dims[i];
-    switch (d.kind) {
-      case ast::DimPattern::Kind::kInt: out += std::to_string(d.value); break;
-      case ast::DimPattern::Kind::kSymbol: out += d.name; break;
-      case ast::DimPattern::Kind::kEllipsis: out += "..."; break;
-    }
-  }
-  return out + "]";
-}
+using ast::type_text;
 
 // A bracketed, comma-separated run of parts (call arguments, list items, layer arguments,
 // column levels) that may be printed one part per line:
