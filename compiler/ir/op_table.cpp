@@ -63,7 +63,7 @@ void register_sources(OpRegistry& r) {
   add(r, {"constant", {}, {req("value", kFloat), opt("dtype", kDTypeAttr, str_v("f32")), opt("shape", kInts, ints_v({}))},
           kSource, rules::constant_rule(), "Constant", "a tensor filled with one scalar value"});
   add(r, {"assign_state", {"state", "value"}, {}, kSideEffect, rules::assign_state_rule(), "",
-          "writes `value` into a state for the next step; yields the state"});
+          "writes `value` into a state, or a parameter (the optimizer update), for the next step; yields the target"});
 }
 
 void register_random(OpRegistry& r) {

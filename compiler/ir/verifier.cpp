@@ -86,8 +86,10 @@ class Verifier {
     check_attrs(where, *op, node.attrs);
     if (op->name == "assign_state" && operands_ok && !node.operands.empty()) {
       const OpInfo* target = op_of(node.operands[0]);
-      if (target == nullptr || target->name != "state") {
-        report(fmt::format("{}: operand 'state' is %{}, which is not a state node", where, node.operands[0]));
+      // Parameters are assigned by the optimizer update of a training step.
+      if (target == nullptr || (target->name != "state" && target->name != "parameter")) {
+        report(fmt::format("{}: operand 'state' is %{}, which is not a state node or a parameter node", where,
+                           node.operands[0]));
       }
     }
     if (operands_ok) check_type(where, *op, node);
