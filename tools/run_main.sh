@@ -14,7 +14,7 @@ for model in models/*.kiln; do
   $kiln dump --ir "$model"
 done
 echo
-echo "== kiln dump --ir --train models/credit_risk.kiln (model + labels + loss)"
+echo "== kiln dump --ir --train models/credit_risk.kiln (the whole training step: loss, gradients, Adam update)"
 $kiln dump --ir --train models/credit_risk.kiln
 echo
 $kiln graph models/fashion_cnn.kiln -o build/fashion_cnn.dot

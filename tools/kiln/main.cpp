@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "compiler/autodiff/optimizer.h"
 #include "compiler/ir/graph.h"
 #include "compiler/sema/sema.h"
 #include "compiler/syntax/ast_printer.h"
@@ -126,7 +127,10 @@ int run_dump(const std::string& path, bool ast_mode, bool ir_mode, bool train, c
   if (train) {
     for (const sema::LoweredTrain& t : c->trains) {
       if (!model.empty() && t.spec.model != model) continue;
-      std::cout << ir::print_graph(t.graph, &c->sources);
+      autodiff::TrainingStep step = autodiff::build_training_step(t);
+      for (const Diagnostic& d : step.diagnostics) std::cerr << render_diagnostic(d, c->sources, common.color);
+      if (!step.ok()) return kUserError;
+      std::cout << ir::print_graph(step.graph, &c->sources);
       found = true;
     }
   } else {
@@ -263,7 +267,8 @@ int main_impl(int argc, char** argv) {
   dump->add_option("FILE", dump_file, "The .kiln file")->required();
   dump->add_flag("--ast", dump_ast, "Print the syntax tree");
   dump->add_flag("--ir", dump_ir, "Print each model's Graph IR");
-  dump->add_flag("--train", dump_train, "With --ir: print the training graph (model + labels + loss)");
+  dump->add_flag("--train", dump_train,
+                 "With --ir: print the training step (model, labels, loss, gradients, optimizer update)");
   dump->add_option("--model", dump_model, "Only this model");
 
   std::string graph_file, graph_out, graph_model;
