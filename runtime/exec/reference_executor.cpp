@@ -1,0 +1,126 @@
+// The reference executor: lowers the graph once into a step Program and an initialize
+// Program, and runs either by walking its instructions over one arena, calling each op's
+// adapter (reference_adapters.cpp). Slow and obviously correct: the oracle.
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "runtime/exec/executor.h"
+#include "runtime/exec/program.h"
+#include "runtime/exec/reference_adapters.h"
+
+namespace kiln::runtime {
+namespace {
+
+class ReferenceExecutor final : public Executor {
+ public:
+  ReferenceExecutor(const ir::Graph& graph, std::int64_t batch)
+      : batch_(batch),
+        step_(lower_to_program(graph, batch, ProgramKind::kStep)),
+        init_(lower_to_program(graph, batch, ProgramKind::kInitialize)) {
+    // Every op must have an adapter before anything runs, so a gap is found at build time
+    // of the executor, not halfway through a step.
+    for (const Program* p : {&step_, &init_}) {
+      for (const Instruction& inst : p->instructions) adapter_of(inst);
+    }
+    // Variables exist (zero-filled) from the start so a checkpoint can be loaded into
+    // them without running the initialisers.
+    for (const NamedBuffer& r : init_.results) {
+      const Buffer& b = init_.buffers[r.buffer];
+      variables_.emplace(r.name, Tensor(b.dtype, b.dims));
+    }
+  }
+
+  void initialize(std::uint64_t seed) override {
+    StepOptions options;
+    options.seed = seed;
+    const std::map<std::string, Tensor> no_feeds;
+    std::map<std::string, Tensor> assignments;
+    const std::byte* arena = execute(init_, no_feeds, options, assignments);
+    for (const NamedBuffer& r : init_.results) {
+      const Buffer& b = init_.buffers[r.buffer];
+      Tensor value(b.dtype, b.dims);
+      if (b.bytes > 0) std::memcpy(value.raw(), arena + b.offset, b.bytes);
+      variables_[r.name] = std::move(value);
+    }
+  }
+
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds, const StepOptions& options) override {
+    std::map<std::string, Tensor> assignments;
+    const std::byte* arena = execute(step_, feeds, options, assignments);
+    std::map<std::string, Tensor> outputs;
+    for (const NamedBuffer& r : step_.results) {
+      const Buffer& b = step_.buffers[r.buffer];
+      Tensor value(b.dtype, b.dims);
+      if (b.bytes > 0) std::memcpy(value.raw(), arena + b.offset, b.bytes);
+      outputs.emplace(r.name, std::move(value));
+    }
+    // Applied only now, so every read during the step saw the old values.
+    for (auto& [name, value] : assignments) variables_[name] = std::move(value);
+    return outputs;
+  }
+
+  Tensor& variable(const std::string& name) override {
+    const auto it = variables_.find(name);
+    if (it == variables_.end()) {
+      std::string known;
+      for (const auto& [n, _] : variables_) known += (known.empty() ? "" : ", ") + n;
+      throw std::invalid_argument(
+          fmt::format("no parameter or state named '{}' (the graph has: {})", name, known.empty() ? "none" : known));
+    }
+    return it->second;
+  }
+
+ private:
+  static const Adapter& adapter_of(const Instruction& inst) {
+    const std::string_view op = ir::core_ops().get(inst.op).name;
+    const auto& table = reference_adapters();
+    const auto it = table.find(op);
+    if (it == table.end()) throw std::logic_error(fmt::format("the reference executor has no kernel for op '{}'", op));
+    return it->second;
+  }
+
+  // Runs `program` over the arena and returns the arena's base, where the caller reads
+  // the results. Every buffer is written before it is read, so the arena is reused as is.
+  const std::byte* execute(const Program& program, const std::map<std::string, Tensor>& feeds,
+                           const StepOptions& options, std::map<std::string, Tensor>& assignments) {
+    if (arena_.bytes() != program.arena_bytes) {
+      arena_ = Tensor(ir::DType::kBool, {static_cast<std::int64_t>(program.arena_bytes)});
+    }
+    auto* base = static_cast<std::byte*>(arena_.raw());
+    RunContext context;
+    context.feeds = &feeds;
+    context.variables = &variables_;
+    context.assignments = &assignments;
+    context.options = options;
+    context.batch = batch_;
+    const auto view = [&](BufferId id) {
+      const Buffer& b = program.buffers[id];
+      return BufferView{base + b.offset, b.dtype, b.dims};
+    };
+    for (const Instruction& inst : program.instructions) {
+      const Buffer& result = program.buffers[inst.result];
+      const std::string label = fmt::format("{} %{} ({})", ir::core_ops().get(inst.op).name, inst.node, result.name);
+      OpCall call{inst, label, {}, view(inst.result), context};
+      for (const BufferId b : inst.operands) call.in.push_back(view(b));
+      adapter_of(inst)(call);
+    }
+    return base;
+  }
+
+  std::int64_t batch_;
+  Program step_;
+  Program init_;
+  std::map<std::string, Tensor> variables_;
+  Tensor arena_;  // one block of program.arena_bytes, 64-byte aligned
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_reference_executor(const ir::Graph& graph, std::int64_t batch) {
+  return std::make_unique<ReferenceExecutor>(graph, batch);
+}
+
+}  // namespace kiln::runtime
