@@ -1,0 +1,238 @@
+// SchemaReader: binds the CSV header (or the IDX shapes) to the declared columns once,
+// then turns each record into a Row or a RejectedRecord.
+#include "runtime/data/rows.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "compiler/syntax/diagnostics.h"
+
+namespace kiln::data {
+namespace {
+
+using sema::ColumnKind;
+using sema::FeatureColumn;
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool has_fill(const FeatureColumn& col) {
+  for (const sema::TransformSpec& t : col.transforms) {
+    if (t.name == "fill") return true;
+  }
+  return false;
+}
+
+std::string join_names(const std::vector<std::string>& names, std::size_t limit = 12) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i > 0 ? ", " : "") + names[i];
+  if (names.size() > limit) out += fmt::format(", ... ({} more)", names.size() - limit);
+  return out;
+}
+
+}  // namespace
+
+void reset_row(Row& row, std::size_t columns) {
+  row.line = 0;
+  row.numbers.assign(columns, std::numeric_limits<double>::quiet_NaN());
+  row.texts.resize(columns);
+  for (std::string& t : row.texts) t.clear();
+  row.missing.assign(columns, 1);
+  row.pixels.clear();
+}
+
+std::string shorten(const std::string& text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  return text.substr(0, limit) + "...";
+}
+
+SchemaReader::SchemaReader(const sema::FeatureSet& set) : set_(set) {
+  if (set.source == sema::SourceKind::kCsv) {
+    file_ = set.csv_path;
+    csv_ = std::make_unique<CsvReader>(file_);
+    CsvRecord header;
+    if (!csv_->next(header)) {
+      std::vector<std::string> names;
+      for (const FeatureColumn& c : set.columns) names.push_back(c.name);
+      throw DataError(file_, 1, "the file is empty; expected a header row naming the columns " + join_names(names));
+    }
+    header_fields_ = header.fields.size();
+    std::vector<std::string> names;
+    for (const std::string& f : header.fields) names.emplace_back(trim(f));
+    for (const FeatureColumn& col : set.columns) {
+      std::size_t found = names.size();
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == col.name) {
+          found = i;
+          break;
+        }
+      }
+      if (found == names.size()) {
+        std::string best = closest_match(col.name, names);
+        throw DataError(
+            file_, header.line,
+            "column '" + col.name + "' of features " + set.name + " is not in the header" +
+                (best.empty() ? "; the header has " + join_names(names) : "; did you mean '" + best + "'?"));
+      }
+      field_of_column_.push_back(found);
+    }
+    return;
+  }
+  file_ = set.idx_images;
+  images_ = std::make_unique<IdxReader>(set.idx_images);
+  labels_ = std::make_unique<IdxReader>(set.idx_labels);
+  if (labels_->count() != images_->count()) {
+    throw DataError(
+        set.idx_labels, 0,
+        fmt::format("{} labels for {} images in {}", labels_->count(), images_->count(), set.idx_images.string()));
+  }
+  if (labels_->item_elements() != 1) {
+    throw DataError(set.idx_labels, 0, "a labels file must hold one value per item (a 1-dimensional IDX file)");
+  }
+  for (const FeatureColumn& col : set.columns) {
+    if (col.kind != ColumnKind::kPixels) continue;
+    std::int64_t declared = 1;
+    for (std::int64_t d : col.pixel_shape) declared *= d;
+    if (declared != images_->item_elements()) {
+      std::string actual;
+      for (std::size_t i = 1; i < images_->dims().size(); ++i) {
+        actual += (i > 1 ? "x" : "") + std::to_string(images_->dims()[i]);
+      }
+      throw DataError(file_, 0,
+                      fmt::format("the images are {} ({} values) but column '{}' declares {} values", actual,
+                                  images_->item_elements(), col.name, declared));
+    }
+  }
+}
+
+SchemaReader::~SchemaReader() = default;
+
+std::uint64_t SchemaReader::content_hash() const {
+  if (csv_) return csv_->content_hash();
+  // Two streams: fold the labels' hash into the images' one.
+  Fnv1a64 h;
+  std::uint64_t parts[2] = {images_->content_hash(), labels_->content_hash()};
+  h.update(parts, sizeof parts);
+  return h.value();
+}
+
+std::uint64_t SchemaReader::bytes_read() const {
+  return csv_ ? csv_->bytes_read() : 0;
+}
+
+SchemaReader::Result SchemaReader::next(Row& row, RejectedRecord& rejected) {
+  return csv_ ? next_csv(row, rejected) : next_idx(row, rejected);
+}
+
+std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row& row) const {
+  const FeatureColumn& col = set_.columns[c];
+  std::string_view value = trim(text);
+  if (value.empty()) {
+    row.missing[c] = 1;
+    if (col.is_label) return "missing value in label column '" + col.name + "'";
+    if (col.kind == ColumnKind::kNumber && !has_fill(col)) {
+      return "missing value in number column '" + col.name + "', which has no fill(...)";
+    }
+    return "";
+  }
+  row.missing[c] = 0;
+  if (col.kind == ColumnKind::kNumber) {
+    double v = 0;
+    const char* end = value.data() + value.size();
+    const char* begin = value.data();
+    if (*begin == '+') ++begin;  // from_chars does not take a leading '+'
+    auto [p, ec] = std::from_chars(begin, end, v);
+    if (ec != std::errc() || p != end) {
+      return "'" + shorten(std::string(value), 40) + "' in number column '" + col.name + "' is not a number";
+    }
+    if (!std::isfinite(v)) {
+      return "'" + std::string(value) + "' in number column '" + col.name + "' is not a finite number";
+    }
+    row.numbers[c] = v;
+    return "";
+  }
+  // Category.
+  if (!col.levels.empty()) {
+    for (const std::string& level : col.levels) {
+      if (level == value) {
+        row.texts[c] = level;
+        return "";
+      }
+    }
+    std::string best = closest_match(std::string(value), col.levels);
+    return "'" + shorten(std::string(value), 40) + "' is not a level of column '" + col.name + "' (" +
+           join_names(col.levels) + ")" + (best.empty() ? "" : "; did you mean '" + best + "'?");
+  }
+  if (col.class_count > 0) {  // category[N]: integer classes 0..N-1
+    std::int64_t k = -1;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), k);
+    if (ec != std::errc() || p != value.data() + value.size() || k < 0 || k >= col.class_count) {
+      return fmt::format("'{}' in column '{}' is not a class of category[{}] (an integer 0..{})",
+                         shorten(std::string(value), 40), col.name, col.class_count, col.class_count - 1);
+    }
+    row.texts[c] = std::to_string(k);
+    return "";
+  }
+  row.texts[c].assign(value);
+  return "";
+}
+
+SchemaReader::Result SchemaReader::next_csv(Row& row, RejectedRecord& rejected) {
+  if (!csv_->next(record_)) return Result::kEnd;
+  reset_row(row, set_.columns.size());
+  row.line = record_.line;
+  auto reject = [&](std::string reason) {
+    rejected.line = record_.line;
+    rejected.reason = std::move(reason);
+    rejected.raw = record_.raw;
+    return Result::kRejected;
+  };
+  if (!record_.malformed.empty()) return reject(record_.malformed);
+  if (record_.fields.size() != header_fields_) {
+    return reject(fmt::format("expected {} fields as in the header, found {}", header_fields_, record_.fields.size()));
+  }
+  for (std::size_t c = 0; c < set_.columns.size(); ++c) {
+    std::string reason = parse_cell(c, record_.fields[field_of_column_[c]], row);
+    if (!reason.empty()) return reject(std::move(reason));
+  }
+  return Result::kRow;
+}
+
+SchemaReader::Result SchemaReader::next_idx(Row& row, RejectedRecord& rejected) {
+  std::vector<float> label;
+  if (!images_->next(item_)) return Result::kEnd;
+  if (!labels_->next(label)) {
+    throw DataError(set_.idx_labels, 0, "the labels file ends before the images file");
+  }
+  reset_row(row, set_.columns.size());
+  row.line = images_->items_read();
+  for (std::size_t c = 0; c < set_.columns.size(); ++c) {
+    const FeatureColumn& col = set_.columns[c];
+    if (col.kind == ColumnKind::kPixels) {
+      row.pixels = item_;
+      row.missing[c] = 0;
+      continue;
+    }
+    // Every other column of an IDX feature set reads the label file.
+    float v = label[0];
+    bool integral = std::isfinite(v) && v == std::trunc(v) && std::abs(v) < 1e15f;
+    std::string text = col.kind == ColumnKind::kCategory && integral ? std::to_string(static_cast<std::int64_t>(v))
+                                                                     : fmt::format("{}", v);
+    std::string reason = parse_cell(c, text, row);
+    if (!reason.empty()) {
+      rejected.line = row.line;
+      rejected.reason = std::move(reason);
+      rejected.raw = fmt::format("item {}: label {}", row.line, v);
+      return Result::kRejected;
+    }
+  }
+  return Result::kRow;
+}
+
+}  // namespace kiln::data
