@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "compiler/ir/graph.h"
@@ -29,10 +30,17 @@ class Executor {
   virtual void initialize(std::uint64_t seed) = 0;
 
   // Runs the graph once: `feeds` holds every input by name (batch dimension = the batch
-  // size the executor was built for). Returns every output by name. Then applies the
-  // graph's assign nodes (new values of parameters and states), so the next step sees them.
+  // size the executor was built for). Returns every output by name. In a training step
+  // (options.training) it then applies the graph's assign nodes (new values of parameters
+  // and states), so the next step sees them; an inference run never changes the model.
   virtual std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds,
                                             const StepOptions& options) = 0;
+
+  // Runs the graph like run() but changes nothing, checking each float result as it is
+  // made; returns the graph node of the first result holding a NaN or an infinity (for
+  // "the loss became NaN at step 412 in op log at model.kiln:9:12"), or nullopt.
+  virtual std::optional<ir::ValueId> first_non_finite(const std::map<std::string, Tensor>& feeds,
+                                                      const StepOptions& options) = 0;
 
   // Parameters and states by name (read and write: checkpoints, warm starts, tests).
   virtual Tensor& variable(const std::string& name) = 0;

@@ -164,6 +164,7 @@ Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind
     }
     buffer_of[id] = inst.result;
     program.buffers.push_back(std::move(buffer));
+    inst.label = fmt::format("{} %{} ({})", op, id, program.buffers[inst.result].name);
     program.instructions.push_back(std::move(inst));
   }
 

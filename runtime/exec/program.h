@@ -48,6 +48,7 @@ struct Instruction {
   // input / parameter / state: the name it is fed or stored under; assign_state: the
   // name of the parameter or state it writes.
   std::string variable;
+  std::string label;  // "matmul %5 (h1)": for kernel messages, made once at lowering
 };
 
 struct NamedBuffer {

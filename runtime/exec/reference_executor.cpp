@@ -58,8 +58,18 @@ class ReferenceExecutor final : public Executor {
       outputs.emplace(r.name, std::move(value));
     }
     // Applied only now, so every read during the step saw the old values.
-    for (auto& [name, value] : assignments) variables_[name] = std::move(value);
+    if (options.training) {
+      for (auto& [name, value] : assignments) variables_[name] = std::move(value);
+    }
     return outputs;
+  }
+
+  std::optional<ir::ValueId> first_non_finite(const std::map<std::string, Tensor>& feeds,
+                                              const StepOptions& options) override {
+    std::map<std::string, Tensor> ignored;
+    std::optional<ir::ValueId> found;
+    execute(step_, feeds, options, ignored, &found);
+    return found;
   }
 
   Tensor& variable(const std::string& name) override {
@@ -85,7 +95,8 @@ class ReferenceExecutor final : public Executor {
   // Runs `program` over the arena and returns the arena's base, where the caller reads
   // the results. Every buffer is written before it is read, so the arena is reused as is.
   const std::byte* execute(const Program& program, const std::map<std::string, Tensor>& feeds,
-                           const StepOptions& options, std::map<std::string, Tensor>& assignments) {
+                           const StepOptions& options, std::map<std::string, Tensor>& assignments,
+                           std::optional<ir::ValueId>* first_non_finite = nullptr) {
     if (arena_.bytes() != program.arena_bytes) {
       arena_ = Tensor(ir::DType::kBool, {static_cast<std::int64_t>(program.arena_bytes)});
     }
@@ -100,14 +111,36 @@ class ReferenceExecutor final : public Executor {
       const Buffer& b = program.buffers[id];
       return BufferView{base + b.offset, b.dtype, b.dims};
     };
+    std::vector<BufferView> operands;
     for (const Instruction& inst : program.instructions) {
-      const Buffer& result = program.buffers[inst.result];
-      const std::string label = fmt::format("{} %{} ({})", ir::core_ops().get(inst.op).name, inst.node, result.name);
-      OpCall call{inst, label, {}, view(inst.result), context};
-      for (const BufferId b : inst.operands) call.in.push_back(view(b));
+      operands.clear();
+      for (const BufferId b : inst.operands) operands.push_back(view(b));
+      OpCall call{inst, inst.label, std::move(operands), view(inst.result), context};
       adapter_of(inst)(call);
+      operands = std::move(call.in);
+      if (first_non_finite != nullptr && !*first_non_finite && !all_finite(call.out)) {
+        *first_non_finite = inst.node;
+        break;
+      }
     }
     return base;
+  }
+
+  static bool all_finite(const BufferView& b) {
+    std::int64_t n = 1;
+    for (std::int64_t d : b.dims) n *= d;
+    if (b.dtype == ir::DType::kF32) {
+      const auto* p = reinterpret_cast<const float*>(b.data);
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(p[i])) return false;
+      }
+    } else if (b.dtype == ir::DType::kF64) {
+      const auto* p = reinterpret_cast<const double*>(b.data);
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(p[i])) return false;
+      }
+    }
+    return true;
   }
 
   std::int64_t batch_;

@@ -142,6 +142,8 @@ std::map<std::string, Tensor> linear_feeds(double lr) {
 TEST_CASE("the training step's updates run on the reference executor", "[gradcheck]") {
   const double grad[] = {5, 3, -3};
   sema::TrainSpec spec;
+  runtime::StepOptions train;
+  train.training = true;  // only a training step applies the updates
   SECTION("sgd with momentum: two steps") {
     spec.optimizer.kind = "sgd";
     spec.optimizer.momentum = 0.5;
@@ -149,8 +151,8 @@ TEST_CASE("the training step's updates run on the reference executor", "[gradche
     REQUIRE(ir::verify(step.graph).empty());
     const auto exec = runtime::make_reference_executor(step.graph, 2);
     exec->initialize(0);
-    exec->run(linear_feeds(0.25), {});
-    exec->run(linear_feeds(0.25), {});
+    exec->run(linear_feeds(0.25), train);
+    exec->run(linear_feeds(0.25), train);
     for (int i = 0; i < 3; ++i) {
       // v1 = g, w1 = w0 - lr g; v2 = 0.5 g + g, w2 = w1 - lr * 1.5 g.
       CHECK(exec->variable("w").data<double>()[i] == Approx(0.5 - 0.25 * 2.5 * grad[i]));
@@ -163,7 +165,7 @@ TEST_CASE("the training step's updates run on the reference executor", "[gradche
     REQUIRE(ir::verify(step.graph).empty());
     const auto exec = runtime::make_reference_executor(step.graph, 2);
     exec->initialize(0);
-    exec->run(linear_feeds(0.01), {});
+    exec->run(linear_feeds(0.01), train);
     for (int i = 0; i < 3; ++i) {
       CHECK(exec->variable("w").data<double>()[i] == Approx(0.5 - 0.01 * (grad[i] > 0 ? 1 : -1)).epsilon(1e-6));
     }

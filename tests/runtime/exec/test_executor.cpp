@@ -252,13 +252,18 @@ TEST_CASE("assign_state on a parameter and a state: reads see the old value", "[
 
   auto exec = make_reference_executor(g, 1);
   exec->initialize(0);
-  CHECK(exec->run({}, {}).at("y").data<float>()[0] == 10.0f);  // 0 + 10
+  StepOptions train;
+  train.training = true;
+  CHECK(exec->run({}, train).at("y").data<float>()[0] == 10.0f);  // 0 + 10
   CHECK(exec->variable("counter").data<float>()[0] == 1.0f);
   CHECK(exec->variable("p").data<float>()[0] == 9.5f);
-  CHECK(exec->run({}, {}).at("y").data<float>()[0] == 10.5f);  // 1 + 9.5
+  CHECK(exec->run({}, train).at("y").data<float>()[0] == 10.5f);  // 1 + 9.5
+  // An inference run changes nothing.
+  CHECK(exec->run({}, {}).at("y").data<float>()[0] == 11.0f);  // 2 + 9
+  CHECK(exec->variable("counter").data<float>()[0] == 2.0f);
   // A variable set from outside (a checkpoint) is what the next step reads.
   exec->variable("p").data<float>()[0] = 100.0f;
-  CHECK(exec->run({}, {}).at("y").data<float>()[0] == 102.0f);
+  CHECK(exec->run({}, train).at("y").data<float>()[0] == 102.0f);
 }
 
 TEST_CASE("program: liveness planning reuses memory without overlaps", "[executor]") {
