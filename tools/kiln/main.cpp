@@ -17,6 +17,7 @@
 #include "compiler/syntax/ast_printer.h"
 #include "compiler/syntax/formatter.h"
 #include "compiler/syntax/parser.h"
+#include "runtime/train/trainer.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "dev"
@@ -236,6 +237,68 @@ int run_fmt(const std::vector<std::string>& files, bool check, bool to_stdout, c
   return worst;
 }
 
+const sema::LoweredTrain* find_train(const sema::Compilation& c, const std::string& model, const std::string& path) {
+  for (const sema::LoweredTrain& t : c.trains) {
+    if (model.empty() || t.spec.model == model) return &t;
+  }
+  std::cerr << "kiln: error: no train block" << (model.empty() ? "" : " for model '" + model + "'") << " in " << path
+            << "\n";
+  return nullptr;
+}
+
+struct TrainArgs {
+  std::string file, model, out;
+  std::optional<std::int64_t> epochs;
+  std::optional<std::uint64_t> seed;
+  std::int64_t max_steps = 0;
+};
+
+int run_train(const TrainArgs& args, const Common& common) {
+  if (!readable(args.file)) return kUserError;
+  auto c = compile_and_report(args.file, common);
+  if (exit_code(*c) != kOk) return exit_code(*c);
+  const sema::LoweredTrain* t = find_train(*c, args.model, args.file);
+  if (t == nullptr) return kUserError;
+  runtime::TrainOptions options;
+  options.epochs = args.epochs;
+  options.seed = args.seed;
+  options.run_dir = args.out.empty() ? fs::path("runs") / t->spec.model : fs::path(args.out);
+  options.terminal = isatty(1) != 0;
+  options.max_steps_per_epoch = args.max_steps;
+  try {
+    runtime::TrainResult r = runtime::train(*c, *t, options, std::cout);
+    std::cout << "trained " << t->spec.model << ": " << r.epochs.size() << " epoch(s)"
+              << (r.early_stopped ? " (early stop)" : "") << "; run folder " << options.run_dir.string() << "\n";
+  } catch (const runtime::TrainError& e) {
+    std::cerr << "kiln train: error: " << e.what() << "\n";
+    return kUserError;
+  }
+  return kOk;
+}
+
+int run_eval(const std::string& file, const std::string& model, const std::string& run_dir, const Common& common) {
+  if (!readable(file)) return kUserError;
+  auto c = compile_and_report(file, common);
+  if (exit_code(*c) != kOk) return exit_code(*c);
+  const sema::LoweredTrain* t = find_train(*c, model, file);
+  if (t == nullptr) return kUserError;
+  try {
+    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir);
+    std::cout << "{";
+    bool first = true;
+    for (const auto& [name, value] : metrics) {
+      std::printf("%s\"%s\": %.6g", first ? "" : ", ", name.c_str(), value);
+      std::fflush(stdout);
+      first = false;
+    }
+    std::cout << "}\n";
+  } catch (const runtime::TrainError& e) {
+    std::cerr << "kiln eval: error: " << e.what() << "\n";
+    return kUserError;
+  }
+  return kOk;
+}
+
 int run_ops() {
   for (const ir::OpInfo& op : ir::core_ops().all()) {
     std::string args;
@@ -286,6 +349,21 @@ int main_impl(int argc, char** argv) {
 
   auto* ops = app.add_subcommand("ops", "List the primitive ops of the op registry");
 
+  TrainArgs train_args;
+  auto* train = app.add_subcommand("train", "Train a model on its train block's data (reference backend)");
+  train->add_option("FILE", train_args.file, "The .kiln file")->required();
+  train->add_option("--model", train_args.model, "Which model's train block (default: the first)");
+  train->add_option("--epochs", train_args.epochs, "Override the train block's epochs");
+  train->add_option("--seed", train_args.seed, "Override the train block's seed");
+  train->add_option("--out", train_args.out, "The run folder (default: runs/MODEL)");
+  train->add_option("--max-steps", train_args.max_steps, "At most this many batches per epoch (quick checks)");
+
+  std::string eval_file, eval_model, eval_run;
+  auto* eval = app.add_subcommand("eval", "Evaluate a finished run on the holdout split of its data");
+  eval->add_option("FILE", eval_file, "The .kiln file")->required();
+  eval->add_option("--run", eval_run, "The run folder written by kiln train")->required();
+  eval->add_option("--model", eval_model, "Which model's train block (default: the first)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -297,6 +375,8 @@ int main_impl(int argc, char** argv) {
   if (graph->parsed()) return run_graph(graph_file, graph_out, graph_model, common);
   if (fmt->parsed()) return run_fmt(fmt_files, fmt_check, fmt_stdout, common);
   if (ops->parsed()) return run_ops();
+  if (train->parsed()) return run_train(train_args, common);
+  if (eval->parsed()) return run_eval(eval_file, eval_model, eval_run, common);
   return kUserError;
 }
 

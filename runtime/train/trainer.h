@@ -1,0 +1,60 @@
+// The trainer: loads a train block's data (validated, split, pipeline fitted on the
+// training split), compiles the whole training step (forward, loss, gradients, optimizer
+// update) on an Executor, and runs epochs of batches in a seeded order, evaluating the
+// holdout after each epoch. A run folder receives metrics.jsonl (one JSON line per epoch),
+// params.safetensors, pipeline.json, data_summary.json, quarantine.csv and run.json.
+// Same seed, same data: bit-identical parameters.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "compiler/sema/sema.h"
+
+namespace kiln::runtime {
+
+// A problem a user can fix (bad data, a NaN loss, a model the trainer cannot feed); the
+// message is complete and names files, lines and ops.
+struct TrainError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainOptions {
+  std::optional<std::int64_t> epochs;  // overrides the train block
+  std::optional<std::uint64_t> seed;   // overrides the train block
+  std::filesystem::path run_dir;       // created when missing
+  bool terminal = false;               // draw a progress bar (else plain lines)
+  std::int64_t max_steps_per_epoch = 0;  // 0: every batch (short runs for tests and smoke checks)
+};
+
+struct EpochResult {
+  std::int64_t epoch = 0;  // 1-based
+  double train_loss = 0;
+  std::map<std::string, double> holdout;  // metric -> value on the holdout split
+  double seconds = 0;
+  double samples_per_second = 0;
+  double learning_rate = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochResult> epochs;
+  bool early_stopped = false;
+  std::int64_t best_epoch = 0;  // by the early-stopping metric (or the last epoch)
+};
+
+// Trains the model of `train` (compiled in `c`). Progress goes to `log`.
+TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& train, const TrainOptions& options,
+                  std::ostream& log);
+
+// Evaluates the parameters of a finished run (`run_dir`) on the holdout split of the same
+// data, seed and fitted pipeline as the run: the metrics by name.
+std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& train,
+                                           const std::filesystem::path& run_dir);
+
+}  // namespace kiln::runtime
