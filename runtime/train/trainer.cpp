@@ -234,13 +234,17 @@ void write_params(const fs::path& path, Executor& exec, const ir::Graph& graph, 
   write_safetensors(path, tensors, {{"model", model}, {"format", "kiln-params-1"}});
 }
 
+// Loads the train block's data (or, with `test`, its separate test set, all of it in the
+// `train` arrays, through the run's fitted pipeline).
 data::Dataset load(const sema::Compilation& c, const sema::LoweredTrain& t, std::uint64_t seed,
-                   const fs::path& run_dir, const data::FittedPipeline* pipeline) {
-  const sema::FeatureSet* set = c.find_features(t.spec.data);
-  if (set == nullptr) throw TrainError("unknown features block '" + t.spec.data + "'");
+                   const fs::path& run_dir, const data::FittedPipeline* pipeline, bool test = false) {
+  const std::string& name = test ? t.spec.test : t.spec.data;
+  const sema::FeatureSet* set = c.find_features(name);
+  if (set == nullptr) throw TrainError("unknown features block '" + name + "'");
   data::LoadOptions options = data::load_options(t.spec);
   options.seed = seed;
   options.pipeline = pipeline;
+  if (test) options.holdout = 0;
   if (!run_dir.empty() && pipeline == nullptr) {
     options.quarantine_path = run_dir / "quarantine.csv";
     options.summary_path = run_dir / "data_summary.json";
@@ -366,6 +370,13 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   }
   if (result.best_epoch == 0 && !result.epochs.empty()) result.best_epoch = result.epochs.back().epoch;
 
+  if (!spec.test.empty()) {
+    data::Dataset test = load(c, t, seed, {}, &data.pipeline, /*test=*/true);
+    result.test = evaluator.run(*exec, test.train, seed);
+    std::string line = "test set '" + spec.test + "' (" + std::to_string(test.train.rows) + " rows):";
+    for (const auto& [name, value] : result.test) line += "  " + name + " " + std::to_string(value);
+    log << line << "\n";
+  }
   write_params(options.run_dir / "params.safetensors", *exec, t.graph, spec.model);
   json run = {{"model", spec.model},
               {"seed", seed},
@@ -373,7 +384,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
               {"batch", batch},
               {"early_stopped", result.early_stopped},
               {"data_hash", data.summary.content_hash},
-              {"final", result.epochs.empty() ? json::object() : json(result.epochs.back().holdout)}};
+              {"final", result.epochs.empty() ? json::object() : json(result.epochs.back().holdout)},
+              {"test", result.test}};
   std::ofstream(options.run_dir / "run.json") << run.dump(2) << "\n";
   return result;
 }
@@ -415,7 +427,12 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
   for (const ir::NamedValue& p : t.graph.parameters()) load_into(p.name);
   for (const ir::NamedValue& s : t.graph.states()) load_into(s.name);
   Evaluator evaluator(c, t, pipeline, t.spec.batch);
-  return evaluator.run(*holder, data.holdout, seed);
+  std::map<std::string, double> metrics = evaluator.run(*holder, data.holdout, seed);
+  if (!t.spec.test.empty()) {
+    data::Dataset test = load(c, t, seed, {}, &pipeline, /*test=*/true);
+    for (const auto& [name, value] : evaluator.run(*holder, test.train, seed)) metrics["test_" + name] = value;
+  }
+  return metrics;
 }
 
 }  // namespace kiln::runtime

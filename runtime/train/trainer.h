@@ -46,6 +46,7 @@ struct TrainResult {
   std::vector<EpochResult> epochs;
   bool early_stopped = false;
   std::int64_t best_epoch = 0;  // by the early-stopping metric (or the last epoch)
+  std::map<std::string, double> test;  // on the train block's `test` features, when it names one
 };
 
 // Trains the model of `train` (compiled in `c`). Progress goes to `log`.
@@ -53,7 +54,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& train, c
                   std::ostream& log);
 
 // Evaluates the parameters of a finished run (`run_dir`) on the holdout split of the same
-// data, seed and fitted pipeline as the run: the metrics by name.
+// data, seed and fitted pipeline as the run: the metrics by name, plus test_METRIC on the
+// train block's `test` features when it names one.
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& train,
                                            const std::filesystem::path& run_dir);
 
