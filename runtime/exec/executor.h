@@ -20,6 +20,9 @@ struct StepOptions {
   std::uint64_t seed = 0;   // the run's seed: random ops draw from (seed, stream, step, index)
   std::uint64_t step = 0;   // the training step (dropout masks differ per step)
   bool training = false;    // if_training(a, b) picks a when true
+  // With training: keep the step's new parameter and state values pending until
+  // commit_updates(), so a caller can check them first (a NaN gradient must not land).
+  bool hold_updates = false;
 };
 
 class Executor {
@@ -41,6 +44,13 @@ class Executor {
   // "the loss became NaN at step 412 in op log at model.kiln:9:12"), or nullopt.
   virtual std::optional<ir::ValueId> first_non_finite(const std::map<std::string, Tensor>& feeds,
                                                       const StepOptions& options) = 0;
+
+  // The name of a pending new value (held by hold_updates) that holds a NaN or an infinity,
+  // or nullopt when all are finite.
+  virtual std::optional<std::string> pending_non_finite() const = 0;
+  // Applies the pending values (or drops them), as run() would have.
+  virtual void commit_updates() = 0;
+  virtual void discard_updates() = 0;
 
   // Parameters and states by name (read and write: checkpoints, warm starts, tests).
   virtual Tensor& variable(const std::string& name) = 0;

@@ -58,11 +58,28 @@ class ReferenceExecutor final : public Executor {
       outputs.emplace(r.name, std::move(value));
     }
     // Applied only now, so every read during the step saw the old values.
+    pending_.clear();
     if (options.training) {
-      for (auto& [name, value] : assignments) variables_[name] = std::move(value);
+      pending_ = std::move(assignments);
+      if (!options.hold_updates) commit_updates();
     }
     return outputs;
   }
+
+  std::optional<std::string> pending_non_finite() const override {
+    for (const auto& [name, value] : pending_) {
+      const BufferView view{const_cast<void*>(value.raw()), value.dtype(), value.dims()};
+      if (!all_finite(view)) return name;
+    }
+    return std::nullopt;
+  }
+
+  void commit_updates() override {
+    for (auto& [name, value] : pending_) variables_[name] = std::move(value);
+    pending_.clear();
+  }
+
+  void discard_updates() override { pending_.clear(); }
 
   std::optional<ir::ValueId> first_non_finite(const std::map<std::string, Tensor>& feeds,
                                               const StepOptions& options) override {
@@ -147,6 +164,7 @@ class ReferenceExecutor final : public Executor {
   Program step_;
   Program init_;
   std::map<std::string, Tensor> variables_;
+  std::map<std::string, Tensor> pending_;  // new values of the last training step, not yet applied
   Tensor arena_;  // one block of program.arena_bytes, 64-byte aligned
 };
 

@@ -314,13 +314,15 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
       step_options.seed = seed;
       step_options.step = global_step;
       step_options.training = true;
-      // Checked before the step changes anything: a NaN is reported with the op that made it.
+      step_options.hold_updates = true;  // checked before they land: a NaN must not reach the weights
       std::map<std::string, Tensor> out = exec->run(feeds, step_options);
       double loss = out.at("loss").data<float>()[0];
-      if (!std::isfinite(loss)) {
+      std::optional<std::string> bad_update = exec->pending_non_finite();
+      if (!std::isfinite(loss) || bad_update) {
+        exec->discard_updates();
         std::string where = "step " + std::to_string(global_step + 1) + " (epoch " + std::to_string(epoch + 1) + ")";
-        // The step already ran; the op that produced the first non-finite value is found by
-        // running the same batch again without applying anything.
+        // The op that produced the first non-finite value (forward or backward) is found by
+        // running the same batch again, checking every result.
         if (auto node = exec->first_non_finite(feeds, step_options)) {
           const ir::Node& n = step.graph.node(*node);
           where += ": the first NaN or infinity comes from op " + std::string(ir::core_ops().get(n.op).name) +
@@ -329,9 +331,12 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
             where += ", in layer " + f->layer + " called at " + c.sources.location(f->call_site);
           }
         }
-        throw TrainError("the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at " + where +
-                         "\nhint: lower the learning rate, or clip gradients with clip_grad = 1.0");
+        std::string what = !std::isfinite(loss) ? "the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite")
+                                                : "the update of '" + *bad_update + "' is not finite (a NaN or "
+                                                  "infinite gradient)";
+        throw TrainError(what + " at " + where + "\nhint: lower the learning rate, or clip gradients with clip_grad = 1.0");
       }
+      exec->commit_updates();
       loss_sum += loss;
       ++global_step;
       progress.advance(batch, loss);

@@ -91,7 +91,7 @@ TEST_CASE("the concrete regression and the shuttle autoencoder train; their metr
   CHECK(s.epochs.back().holdout.at("loss") < s.epochs.front().train_loss);
 }
 
-TEST_CASE("a NaN loss stops the run naming the step, the op and its source line", "[trainer]") {
+TEST_CASE("a NaN loss or gradient stops the run naming the step, the op and its source line", "[trainer]") {
   fs::path dir = fs::temp_directory_path() / "kiln_trainer_nan";
   fs::create_directories(dir);
   {
@@ -123,4 +123,28 @@ train m {
   CHECK_THROWS_WITH(runtime::train(*c, c->trains[0], options, log),
                     Catch::Contains("the loss is NaN at step 1 (epoch 1): the first NaN or infinity comes from op log") &&
                         Catch::Contains("nan.kiln:12:22"));
+
+  // A finite loss with an infinite gradient: sqrt at 0 (its derivative is 1 / (2 sqrt(0))).
+  std::ofstream(dir / "grad.kiln") << R"(import nn
+features d from csv("d.csv") {
+  a : number -> standardize
+  label y : category[no, yes]
+}
+model m {
+  input x : d
+  output p = nn.dense(x, 2)
+}
+train m {
+  data = d
+  loss = reduce_mean(sqrt(p * 0))
+  optimizer = sgd(lr: 0.1)
+  batch = 8
+  epochs = 1
+}
+)";
+  auto g = compile(dir / "grad.kiln");
+  options.run_dir = dir / "run_grad";
+  CHECK_THROWS_WITH(runtime::train(*g, g->trains[0], options, log),
+                    Catch::Contains("is not finite (a NaN or infinite gradient) at step 1 (epoch 1)") &&
+                        Catch::Contains("grad.kiln:12:22"));
 }
