@@ -232,7 +232,7 @@ void FittedPipeline::finish() {
 }
 
 std::string FittedPipeline::transform_into(const Row& row, float* features, std::int32_t* indices,
-                                           std::int32_t* classes, float* targets) const {
+                                           std::int32_t* classes, float* targets, bool labels_optional) const {
   std::int64_t index_at = 0, class_at = 0, target_at = 0;
   for (std::size_t c = 0; c < columns.size(); ++c) {
     const FittedColumn& col = columns[c];
@@ -252,6 +252,10 @@ std::string FittedPipeline::transform_into(const Row& row, float* features, std:
       const std::string* value = category_value(col, row, c);
       auto found = value == nullptr ? lookup_[c].end() : lookup_[c].find(*value);
       if (col.is_label) {
+        if (found == lookup_[c].end() && labels_optional) {
+          classes[class_at++] = -1;
+          continue;
+        }
         if (found == lookup_[c].end()) {
           return fmt::format("'{}' is not a class of label '{}'", value ? *value : "", col.name);
         }
@@ -269,6 +273,10 @@ std::string FittedPipeline::transform_into(const Row& row, float* features, std:
       continue;
     }
     double x = row.numbers[c];
+    if (col.is_label && labels_optional && (row.missing[c] || !std::isfinite(x))) {
+      targets[target_at++] = std::nanf("");
+      continue;
+    }
     const FittedStage* bucketize = nullptr;
     for (const FittedStage& s : col.stages) {
       if (s.op == "bucketize") {

@@ -72,8 +72,10 @@ class FittedPipeline {
 
   // Writes one row's outputs at the given places (each sized as above). Returns "" on
   // success, or why the row cannot be used (a value that is not finite after the chain).
+  // With `labels_optional` (prediction input has no labels), a missing or unknown label
+  // writes -1 / NaN instead of failing.
   std::string transform_into(const Row& row, float* features, std::int32_t* indices, std::int32_t* classes,
-                             float* targets) const;
+                             float* targets, bool labels_optional = false) const;
   // The same, allocating; throws DataError(file = features name, line = row.line) on failure.
   TransformedRow transform(const Row& row) const;
 

@@ -14,6 +14,7 @@
 #include "runtime/data/data_error.h"
 #include "runtime/data/dataset.h"
 #include "runtime/exec/executor.h"
+#include "runtime/train/feeds.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/progress.h"
 #include "runtime/train/safetensors.h"
@@ -24,107 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-enum class FeedKind { kFeatures, kIndex, kClass, kTarget };
-
-struct Feed {
-  std::string name;
-  FeedKind kind = FeedKind::kFeatures;
-  std::int64_t column = 0;  // among index columns / class labels / number labels
-  ir::DType dtype = ir::DType::kF32;
-  std::vector<std::int64_t> row_dims;  // dims after the batch dimension
-};
-
-// How each input of `graph` is fed from `pipeline`'s arrays.
-std::vector<Feed> plan_feeds(const sema::Compilation& c, const std::string& model, const ir::Graph& graph,
-                             const data::FittedPipeline& pipeline) {
-  std::map<std::string, const ast::TypeExpr*> declared;
-  if (auto it = c.root->models.find(model); it != c.root->models.end()) {
-    for (const ast::Stmt& st : it->second->body) {
-      if (st.kind == ast::StmtKind::kInput) declared[st.names[0]] = &st.type;
-    }
-  }
-  std::vector<Feed> feeds;
-  for (const ir::NamedValue& in : graph.inputs()) {
-    if (in.name == autodiff::kLearningRateInput) continue;  // fed by the trainer itself
-    const ir::Node& node = graph.node(in.value);
-    Feed f;
-    f.name = in.name;
-    f.dtype = node.type.dtype;
-    for (std::size_t i = 1; i < node.type.shape.rank(); ++i) f.row_dims.push_back(node.type.shape[i].size);
-    auto column_position = [&](auto wanted) -> std::optional<std::int64_t> {
-      std::int64_t k = 0;
-      for (const data::FittedColumn& col : pipeline.columns) {
-        if (!wanted(col)) continue;
-        if (col.name == (node.attrs.get_bool("label") ? in.name : declared.count(in.name) ? declared[in.name]->member : ""))
-          return k;
-        ++k;
-      }
-      return std::nullopt;
-    };
-    if (node.attrs.get_bool("label")) {
-      if (auto k = column_position([](const data::FittedColumn& col) { return col.is_label && col.kind == sema::ColumnKind::kCategory; })) {
-        f.kind = FeedKind::kClass;
-        f.column = *k;
-      } else if (auto n = column_position([](const data::FittedColumn& col) { return col.is_label && col.kind != sema::ColumnKind::kCategory; })) {
-        f.kind = FeedKind::kTarget;
-        f.column = *n;
-      } else {
-        throw TrainError("the data has no label column '" + in.name + "'");
-      }
-    } else if (declared.count(in.name) && !declared[in.name]->is_tensor && !declared[in.name]->member.empty()) {
-      auto k = column_position([](const data::FittedColumn& col) { return col.is_index; });
-      if (!k) {
-        throw TrainError("input '" + in.name + "' reads column '" + declared[in.name]->member +
-                         "', which is not an index column: only index(...) columns can be their own input");
-      }
-      f.kind = FeedKind::kIndex;
-      f.column = *k;
-    } else {
-      f.kind = FeedKind::kFeatures;
-      if (f.row_dims != pipeline.row_shape()) {
-        throw TrainError("input '" + in.name + "' is " + node.type.to_string() + ", but a row of features '" +
-                         pipeline.features + "' has shape [" + std::to_string(pipeline.width()) + "]");
-      }
-    }
-    feeds.push_back(std::move(f));
-  }
-  return feeds;
-}
-
-// The batch's tensors, one per feed.
-std::map<std::string, Tensor> make_feeds(const std::vector<Feed>& plan, const data::Batch& batch,
-                                         const data::Arrays& arrays) {
-  std::map<std::string, Tensor> out;
-  const std::int64_t rows = batch.rows;
-  for (const Feed& f : plan) {
-    std::vector<std::int64_t> dims = {rows};
-    dims.insert(dims.end(), f.row_dims.begin(), f.row_dims.end());
-    Tensor t(f.dtype, dims);
-    switch (f.kind) {
-      case FeedKind::kFeatures:
-        std::memcpy(t.raw(), batch.features.data(), batch.features.size() * sizeof(float));
-        break;
-      case FeedKind::kIndex:
-        for (std::int64_t r = 0; r < rows; ++r) t.data<std::int32_t>()[r] = batch.indices[r * arrays.index_columns + f.column];
-        break;
-      case FeedKind::kClass:
-        for (std::int64_t r = 0; r < rows; ++r) t.data<std::int32_t>()[r] = batch.classes[r * arrays.class_labels + f.column];
-        break;
-      case FeedKind::kTarget: {
-        std::int64_t per_row = t.elements() / std::max<std::int64_t>(rows, 1);
-        for (std::int64_t r = 0; r < rows; ++r) {
-          for (std::int64_t k = 0; k < per_row; ++k) {
-            t.data<float>()[r * per_row + k] = batch.targets[r * arrays.number_labels + f.column];
-          }
-        }
-        break;
-      }
-    }
-    out.emplace(f.name, std::move(t));
-  }
-  return out;
-}
 
 // Which model output and which label the loss compares: the first names of each in the
 // loss expression.
@@ -190,7 +90,7 @@ class Evaluator {
     while (it.next(batch)) {
       Executor& exec = executor_for(batch.rows);
       copy_variables(trained, exec, t_.graph);
-      std::map<std::string, Tensor> feeds = make_feeds(plan_, batch, holdout);
+      std::map<std::string, Tensor> feeds = make_feeds(plan_, batch, holdout.index_columns, holdout.class_labels, holdout.number_labels);
       StepOptions options;
       options.seed = seed;
       std::map<std::string, Tensor> out = exec.run(feeds, options);
@@ -304,7 +204,7 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
     double lr = spec.optimizer.lr;
     for (std::int64_t s = 0; s < steps_per_epoch && it.next(b); ++s) {
       if (b.rows != batch) break;
-      std::map<std::string, Tensor> feeds = make_feeds(plan, b, data.train);
+      std::map<std::string, Tensor> feeds = make_feeds(plan, b, data.train.index_columns, data.train.class_labels, data.train.number_labels);
       lr = learning_rate(spec.schedule, spec.optimizer.lr,
                          static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch), epochs);
       Tensor rate(ir::DType::kF32, {});

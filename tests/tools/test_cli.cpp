@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -150,4 +151,35 @@ TEST_CASE("kiln ops lists the op table", "[cli]") {
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("matmul"));
   CHECK_THAT(r.out, Catch::Contains("softmax_cross_entropy"));
+}
+
+TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") {
+  fs::path dir = temp_dir("train");
+  Run train = kiln("train models/credit_risk.kiln --epochs 2 --out " + (dir / "run").string());
+  INFO(train.out);
+  REQUIRE(train.code == 0);
+  CHECK_THAT(train.out, Catch::Contains("epoch 2/2"));
+  CHECK_THAT(train.out, Catch::Contains("auc"));
+  CHECK(fs::exists(dir / "run" / "params.safetensors"));
+  std::string jsonl = read(dir / "run" / "metrics.jsonl");
+  CHECK(std::count(jsonl.begin(), jsonl.end(), '\n') == 2);
+
+  Run eval = kiln("eval models/credit_risk.kiln --run " + (dir / "run").string());
+  CHECK(eval.code == 0);
+  CHECK_THAT(eval.out, Catch::Contains("\"auc\": 0."));
+
+  // Records without the label column: one prediction each, with the class.
+  std::ofstream(dir / "new.csv") << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n"
+                                    "9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n"
+                                    "x,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
+  Run predict = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                     (dir / "new.csv").string() + " --format jsonl");
+  CHECK(predict.code == 0);
+  CHECK_THAT(predict.out, Catch::Contains("{\"line\":2,\"risk\":["));
+  CHECK_THAT(predict.out, Catch::Contains("\"risk_class\":"));
+  CHECK_THAT(predict.out, Catch::Contains("new.csv:3: skipped:"));
+
+  Run missing_run = kiln("eval models/credit_risk.kiln --run " + (dir / "nowhere").string());
+  CHECK(missing_run.code == 1);
+  CHECK_THAT(missing_run.out, Catch::Contains("no run.json"));
 }

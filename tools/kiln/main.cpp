@@ -17,6 +17,7 @@
 #include "compiler/syntax/ast_printer.h"
 #include "compiler/syntax/formatter.h"
 #include "compiler/syntax/parser.h"
+#include "runtime/train/predict.h"
 #include "runtime/train/trainer.h"
 
 #ifndef KILN_VERSION
@@ -299,6 +300,23 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
   return kOk;
 }
 
+int run_predict(const std::string& file, const std::string& model, const runtime::PredictOptions& options,
+                const Common& common) {
+  if (!readable(file)) return kUserError;
+  if (!options.input.empty() && !readable(options.input.string())) return kUserError;
+  auto c = compile_and_report(file, common);
+  if (exit_code(*c) != kOk) return exit_code(*c);
+  const sema::LoweredTrain* t = find_train(*c, model, file);
+  if (t == nullptr) return kUserError;
+  try {
+    runtime::predict(*c, *t, options, std::cout, std::cerr);
+  } catch (const runtime::TrainError& e) {
+    std::cerr << "kiln predict: error: " << e.what() << "\n";
+    return kUserError;
+  }
+  return kOk;
+}
+
 int run_ops() {
   for (const ir::OpInfo& op : ir::core_ops().all()) {
     std::string args;
@@ -359,6 +377,16 @@ int main_impl(int argc, char** argv) {
   train->add_option("--max-steps", train_args.max_steps, "At most this many batches per epoch (quick checks)");
 
   std::string eval_file, eval_model, eval_run;
+  runtime::PredictOptions predict_options;
+  std::string predict_file, predict_model, predict_format = "csv", predict_run, predict_input;
+  auto* predict = app.add_subcommand("predict", "Predict with a finished run: records in, one prediction per record out");
+  predict->add_option("FILE", predict_file, "The .kiln file")->required();
+  predict->add_option("--run", predict_run, "The run folder written by kiln train")->required();
+  predict->add_option("--input", predict_input,
+                      "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
+  predict->add_option("--format", predict_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
+  predict->add_option("--model", predict_model, "Which model's train block (default: the first)");
+
   auto* eval = app.add_subcommand("eval", "Evaluate a finished run on the holdout split of its data");
   eval->add_option("FILE", eval_file, "The .kiln file")->required();
   eval->add_option("--run", eval_run, "The run folder written by kiln train")->required();
@@ -377,6 +405,12 @@ int main_impl(int argc, char** argv) {
   if (ops->parsed()) return run_ops();
   if (train->parsed()) return run_train(train_args, common);
   if (eval->parsed()) return run_eval(eval_file, eval_model, eval_run, common);
+  if (predict->parsed()) {
+    predict_options.run_dir = predict_run;
+    predict_options.input = predict_input;
+    predict_options.format = predict_format == "jsonl" ? runtime::PredictFormat::kJsonLines : runtime::PredictFormat::kCsv;
+    return run_predict(predict_file, predict_model, predict_options, common);
+  }
   return kUserError;
 }
 

@@ -1,0 +1,205 @@
+// kiln predict (see predict.h).
+#include "runtime/train/predict.h"
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "runtime/data/data_error.h"
+#include "runtime/data/rows.h"
+#include "runtime/exec/executor.h"
+#include "runtime/train/feeds.h"
+#include "runtime/train/safetensors.h"
+#include "runtime/train/trainer.h"
+
+namespace kiln::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The features block as the input file has it: reading `input`, without the label columns
+// its header lacks. `kept[i]` is the position in `set.columns` of the reduced set's column i.
+sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input, std::vector<std::size_t>& kept) {
+  sema::FeatureSet reduced = set;
+  if (input.empty()) {
+    for (std::size_t i = 0; i < set.columns.size(); ++i) kept.push_back(i);
+    return reduced;
+  }
+  if (set.source != sema::SourceKind::kCsv) {
+    throw TrainError("features '" + set.name + "' read IDX files; predict on them without --input");
+  }
+  reduced.csv_path = input;
+  data::CsvReader header_reader(input);
+  data::CsvRecord header;
+  if (!header_reader.next(header)) throw TrainError(input.string() + ": error: the file is empty");
+  reduced.columns.clear();
+  for (std::size_t i = 0; i < set.columns.size(); ++i) {
+    const sema::FeatureColumn& col = set.columns[i];
+    bool present = std::find(header.fields.begin(), header.fields.end(), col.name) != header.fields.end();
+    if (col.is_label && !present) continue;  // predictions need no labels
+    reduced.columns.push_back(col);
+    kept.push_back(i);
+  }
+  return reduced;
+}
+
+}  // namespace
+
+std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, const PredictOptions& options,
+                     std::ostream& out, std::ostream& errors) {
+  const sema::LoweredModel* model = c.find_model(t.spec.model);
+  const sema::FeatureSet* set = c.find_features(t.spec.data);
+  if (model == nullptr || set == nullptr) throw TrainError("no model or features for train block " + t.spec.model);
+  data::FittedPipeline pipeline;
+  SafetensorsFile params;
+  try {
+    pipeline = data::FittedPipeline::load(options.run_dir / "pipeline.json");
+    params = read_safetensors(options.run_dir / "params.safetensors");
+  } catch (const data::DataError& e) {
+    throw TrainError(e.what());
+  } catch (const SafetensorsError& e) {
+    throw TrainError(e.what());
+  }
+
+  const ir::Graph& graph = model->graph;
+  const std::vector<Feed> plan = plan_feeds(c, t.spec.model, graph, pipeline);
+  const std::int64_t batch_size = t.spec.batch;
+  std::map<std::int64_t, std::unique_ptr<Executor>> executors;
+  auto executor_for = [&](std::int64_t rows) -> Executor& {
+    auto& slot = executors[rows];
+    if (slot) return *slot;
+    slot = make_reference_executor(graph, rows);
+    auto load = [&](const std::string& name) {
+      auto it = params.tensors.find(name);
+      if (it == params.tensors.end()) throw TrainError((options.run_dir / "params.safetensors").string() + ": no tensor '" + name + "'");
+      Tensor& dst = slot->variable(name);
+      if (dst.dims() != it->second.dims() || dst.dtype() != it->second.dtype()) {
+        throw TrainError((options.run_dir / "params.safetensors").string() + ": tensor '" + name + "' is " +
+                         it->second.to_string() + ", but the model's is " + dst.to_string());
+      }
+      std::memcpy(dst.raw(), it->second.raw(), dst.bytes());
+    };
+    for (const ir::NamedValue& p : graph.parameters()) load(p.name);
+    for (const ir::NamedValue& s : graph.states()) load(s.name);
+    return *slot;
+  };
+
+  // Class names for outputs that are logits over a category label's classes.
+  std::vector<std::string> classes;
+  for (const data::FittedColumn& col : pipeline.columns) {
+    if (col.is_label && col.kind == sema::ColumnKind::kCategory && classes.empty()) classes = col.classes;
+  }
+
+  std::vector<std::size_t> kept;
+  sema::FeatureSet schema = input_schema(*set, options.input, kept);
+  std::int64_t written = 0;
+  bool header_done = false;
+  auto flush = [&](data::Batch& b, const std::vector<std::int64_t>& lines) {
+    if (b.rows == 0) return;
+    std::map<std::string, Tensor> feeds =
+        make_feeds(plan, b, pipeline.index_columns(), pipeline.class_labels(), pipeline.number_labels());
+    std::map<std::string, Tensor> outputs = executor_for(b.rows).run(feeds, StepOptions{});
+    for (std::int64_t r = 0; r < b.rows; ++r) {
+      json record = {{"line", lines[static_cast<std::size_t>(r)]}};
+      std::vector<std::string> columns = {"line"};
+      std::vector<std::string> cells = {std::to_string(lines[static_cast<std::size_t>(r)])};
+      for (const ir::NamedValue& o : graph.outputs()) {
+        const Tensor& tensor = outputs.at(o.name);
+        const std::int64_t per_row = tensor.elements() / b.rows;
+        std::vector<double> values;
+        for (std::int64_t k = 0; k < per_row; ++k) {
+          values.push_back(tensor.dtype() == ir::DType::kF32 ? tensor.data<float>()[r * per_row + k]
+                                                             : static_cast<double>(tensor.data<std::int32_t>()[r * per_row + k]));
+        }
+        if (per_row == 1) {
+          record[o.name] = values[0];
+        } else {
+          record[o.name] = values;
+        }
+        for (std::int64_t k = 0; k < per_row; ++k) {
+          columns.push_back(per_row == 1 ? o.name : o.name + "_" + std::to_string(k));
+          char cell[32];
+          std::snprintf(cell, sizeof cell, "%.9g", values[static_cast<std::size_t>(k)]);
+          cells.emplace_back(cell);
+        }
+        if (!classes.empty() && per_row == static_cast<std::int64_t>(classes.size())) {
+          std::size_t best = static_cast<std::size_t>(std::max_element(values.begin(), values.end()) - values.begin());
+          record[o.name + "_class"] = classes[best];
+          columns.push_back(o.name + "_class");
+          cells.push_back(classes[best]);
+        }
+      }
+      if (options.format == PredictFormat::kJsonLines) {
+        out << record.dump() << "\n";
+      } else {
+        if (!header_done) {
+          for (std::size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
+          out << "\n";
+          header_done = true;
+        }
+        for (std::size_t i = 0; i < cells.size(); ++i) out << (i ? "," : "") << cells[i];
+        out << "\n";
+      }
+      ++written;
+    }
+  };
+
+  try {
+    data::SchemaReader reader(schema);
+    data::Row reduced, full;
+    data::RejectedRecord rejected;
+    data::Batch b;
+    std::vector<std::int64_t> lines;
+    auto start_batch = [&] {
+      b = data::Batch{};
+      b.features.assign(static_cast<std::size_t>(batch_size * pipeline.width()), 0.0f);
+      b.indices.assign(static_cast<std::size_t>(batch_size * pipeline.index_columns()), 0);
+      b.classes.assign(static_cast<std::size_t>(batch_size * pipeline.class_labels()), 0);
+      b.targets.assign(static_cast<std::size_t>(batch_size * pipeline.number_labels()), 0.0f);
+      lines.clear();
+    };
+    start_batch();
+    for (;;) {
+      data::SchemaReader::Result r = reader.next(reduced, rejected);
+      if (r == data::SchemaReader::Result::kEnd) break;
+      if (r == data::SchemaReader::Result::kRejected) {
+        errors << reader.file().string() << ":" << rejected.line << ": skipped: " << rejected.reason << "\n";
+        continue;
+      }
+      data::reset_row(full, set->columns.size());
+      full.line = reduced.line;
+      full.pixels = reduced.pixels;
+      for (std::size_t i = 0; i < kept.size(); ++i) {
+        full.numbers[kept[i]] = reduced.numbers[i];
+        full.texts[kept[i]] = reduced.texts[i];
+        full.missing[kept[i]] = reduced.missing[i];
+      }
+      const std::int64_t at = b.rows;
+      std::string why = pipeline.transform_into(full, b.features.data() + at * pipeline.width(),
+                                                b.indices.data() + at * pipeline.index_columns(),
+                                                b.classes.data() + at * pipeline.class_labels(),
+                                                b.targets.data() + at * pipeline.number_labels(), /*labels_optional=*/true);
+      if (!why.empty()) {
+        errors << reader.file().string() << ":" << full.line << ": skipped: " << why << "\n";
+        continue;
+      }
+      lines.push_back(full.line);
+      if (++b.rows == batch_size) {
+        flush(b, lines);
+        start_batch();
+      }
+    }
+    // The last, partial batch: the buffers are sized for a full one; trim them to its rows.
+    b.features.resize(static_cast<std::size_t>(b.rows * pipeline.width()));
+    b.indices.resize(static_cast<std::size_t>(b.rows * pipeline.index_columns()));
+    b.classes.resize(static_cast<std::size_t>(b.rows * pipeline.class_labels()));
+    b.targets.resize(static_cast<std::size_t>(b.rows * pipeline.number_labels()));
+    flush(b, lines);
+  } catch (const data::DataError& e) {
+    throw TrainError(e.what());
+  }
+  return written;
+}
+
+}  // namespace kiln::runtime

@@ -1,0 +1,29 @@
+// Predictions from a finished run: records are read with the features block's schema
+// (label columns may be absent), go through the run's fitted pipeline — the very transform
+// training used — and through the model's forward pass; one prediction per record comes
+// out as CSV or JSON lines. Records that do not fit the schema are reported with their
+// line and reason, and skipped.
+#pragma once
+
+#include <filesystem>
+#include <ostream>
+#include <string>
+
+#include "compiler/sema/sema.h"
+
+namespace kiln::runtime {
+
+enum class PredictFormat { kCsv, kJsonLines };
+
+struct PredictOptions {
+  std::filesystem::path run_dir;
+  std::filesystem::path input;  // a CSV file; empty: the features block's own source (CSV or IDX)
+  PredictFormat format = PredictFormat::kCsv;
+};
+
+// Returns the number of records predicted. Throws TrainError (trainer.h) for a missing
+// run, a schema problem in the input, or parameters that do not fit the model.
+std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& train, const PredictOptions& options,
+                     std::ostream& out, std::ostream& errors);
+
+}  // namespace kiln::runtime
