@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Kiln's main job, end to end: set up, build, then check every example model and show
-# what Kiln makes of it (the Graph IR of each model, and its training graph).
+# Kiln's main job, end to end: set up, build, check every example model, show what Kiln
+# makes of one (its Graph IR and whole training step), then train the credit-risk model on
+# its real data, evaluate the run and predict with it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/tools/build.sh"
@@ -8,14 +9,19 @@ cd "$root"
 kiln=build/tools/kiln
 echo "== kiln check models/*.kiln"
 $kiln check models/*.kiln
-for model in models/*.kiln; do
-  echo
-  echo "== kiln dump --ir $model"
-  $kiln dump --ir "$model"
-done
 echo
-echo "== kiln dump --ir --train models/credit_risk.kiln (the whole training step: loss, gradients, Adam update)"
-$kiln dump --ir --train models/credit_risk.kiln
+echo "== kiln dump --ir models/fashion_mlp.kiln"
+$kiln dump --ir models/fashion_mlp.kiln
 echo
-$kiln graph models/fashion_cnn.kiln -o build/fashion_cnn.dot
-echo "== wrote build/fashion_cnn.dot (render: dot -Tsvg build/fashion_cnn.dot > cnn.svg)"
+echo "== kiln dump --ir --train models/credit_risk.kiln | tail (the step: loss, gradients, Adam update)"
+$kiln dump --ir --train models/credit_risk.kiln | tail -n 12
+echo
+echo "== kiln train models/credit_risk.kiln (4454 loans, reference backend)"
+rm -rf build/runs/credit_risk
+$kiln train models/credit_risk.kiln --out build/runs/credit_risk
+echo
+echo "== kiln eval models/credit_risk.kiln --run build/runs/credit_risk"
+$kiln eval models/credit_risk.kiln --run build/runs/credit_risk
+echo
+echo "== kiln predict (first 5 loans)"
+$kiln predict models/credit_risk.kiln --run build/runs/credit_risk | head -n 6
