@@ -78,7 +78,7 @@ void register_random(OpRegistry& r) {
           random, rules::random_rule("random_normal"), "RandomNormal", "normal samples with mean and stddev"});
   add(r, {"random_uniform_like", {"x"},
           {opt("low", kFloat, float_v(0)), opt("high", kFloat, float_v(1)), opt("stream", kInt, int_v(0))}, random,
-          rules::random_like_rule(), "RandomUniformLike", "f32 uniform samples in [low, high) shaped like x (dropout masks)"});
+          rules::random_like_rule(), "RandomUniformLike", "uniform samples in [low, high) shaped like x, of its float type (f32 for integer x): dropout masks"});
   add(r, {"full", {}, {req("shape", kInts), opt("value", kFloat, float_v(0)), opt("dtype", kDTypeAttr, str_v("f32"))},
           kSurface, rules::random_rule("full"), "ConstantOfShape", "a tensor of the given shape filled with value"});
 }

@@ -71,7 +71,8 @@ ShapeResult random_like(Types t, const Attrs& attrs) {
   if (attrs.get_float("high", 1) < attrs.get_float("low", 0)) {
     return fail("random_uniform_like", "high must not be below low");
   }
-  return ShapeResult::ok({DType::kF32, t[0].shape});
+  // Follows x's float type (so dropout works in an f64 graph); integer x gives f32.
+  return ShapeResult::ok({is_float(t[0].dtype) ? t[0].dtype : DType::kF32, t[0].shape});
 }
 
 ShapeResult cast(Types t, const Attrs& attrs) {
