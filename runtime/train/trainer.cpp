@@ -4,13 +4,17 @@
 // the LLVM backend lands; nothing here knows which backend it drives.
 #include "runtime/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "compiler/autodiff/optimizer.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/run_state.h"
 #include "runtime/data/data_error.h"
 #include "runtime/data/dataset.h"
 #include "runtime/exec/executor.h"
@@ -161,12 +165,71 @@ data::Dataset load(const sema::Compilation& c, const sema::LoweredTrain& t, std:
 TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const TrainOptions& options,
                   std::ostream& log) {
   const sema::TrainSpec& spec = t.spec;
-  const std::uint64_t seed = options.seed.value_or(static_cast<std::uint64_t>(spec.seed));
   const std::int64_t epochs = options.epochs.value_or(spec.epochs);
   const std::int64_t batch = spec.batch;
   fs::create_directories(options.run_dir);
+  const fs::path ckpt_dir = options.run_dir / "checkpoints";
+  const bool checkpointing = options.checkpoints || options.checkpoint_every > 0;
 
-  data::Dataset data = load(c, t, seed, options.run_dir, nullptr);
+  // A resume reads (and verifies) its checkpoint before anything else happens.
+  std::optional<checkpoint::Checkpoint> resume_from;
+  if (checkpointing || !options.resume.empty()) {
+    for (const std::string& name : checkpoint::remove_stale_temporaries(ckpt_dir)) {
+      log << "removed " << (ckpt_dir / name).string() << " (left by an interrupted save)\n";
+    }
+  }
+  try {
+    if (options.resume == "latest") {
+      if (std::optional<fs::path> latest = checkpoint::read_latest(ckpt_dir)) {
+        resume_from = checkpoint::load_checkpoint(*latest);
+      } else {
+        log << "no checkpoint in " << ckpt_dir.string() << " yet: starting from the beginning\n";
+      }
+    } else if (!options.resume.empty()) {
+      resume_from = checkpoint::load_checkpoint(checkpoint::resolve_checkpoint(options.resume));
+    }
+  } catch (const checkpoint::CheckpointError& e) {
+    throw TrainError(std::string("cannot resume: ") + e.what());
+  }
+  const json* saved = resume_from ? &resume_from->manifest.at("training") : nullptr;
+  if (resume_from && resume_from->manifest.value("model", "") != spec.model) {
+    throw TrainError("cannot resume: " + resume_from->path.string() + " is a checkpoint of model '" +
+                     resume_from->manifest.value("model", "") + "', not '" + spec.model + "'");
+  }
+  std::uint64_t seed = options.seed.value_or(static_cast<std::uint64_t>(spec.seed));
+  if (saved) {
+    const auto saved_seed = saved->at("seed").get<std::uint64_t>();
+    if (options.seed && *options.seed != saved_seed) {
+      throw TrainError("cannot resume with --seed " + std::to_string(*options.seed) + ": the checkpoint's run has seed " +
+                       std::to_string(saved_seed) + " (drop --seed to resume it)");
+    }
+    seed = saved_seed;
+    if (saved->at("batch").get<std::int64_t>() != batch) {
+      throw TrainError("cannot resume: the checkpoint's run has batch " + saved->at("batch").dump() +
+                       ", the train block " + std::to_string(batch) + " (the position in the epoch would be meaningless)");
+    }
+  }
+
+  data::Dataset data;
+  if (resume_from) {
+    // The checkpoint's fitted pipeline, not a refit; the data must be the data it was fitted on.
+    data::FittedPipeline pipeline;
+    try {
+      pipeline = data::FittedPipeline::from_json(resume_from->pipeline);
+    } catch (const data::DataError& e) {
+      throw TrainError(resume_from->path.string() + "/pipeline.json: " + e.what());
+    }
+    data = load(c, t, seed, {}, &pipeline);
+    const std::string saved_hash = resume_from->manifest.at("data").value("content_hash", "");
+    if (data.summary.content_hash != saved_hash) {
+      throw TrainError("cannot resume: the training data changed since the checkpoint (features '" + spec.data +
+                       "' now hashes to " + data.summary.content_hash + ", the checkpoint recorded " + saved_hash +
+                       ")\nhint: restore the data, or start afresh from its weights with --warm-start " +
+                       resume_from->path.string());
+    }
+  } else {
+    data = load(c, t, seed, options.run_dir, nullptr);
+  }
   data.pipeline.save(options.run_dir / "pipeline.json");
   if (data.train.rows < batch) {
     throw TrainError("the training split has " + std::to_string(data.train.rows) + " rows, fewer than one batch of " +
@@ -184,25 +247,165 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   exec->initialize(seed);
   Evaluator evaluator(c, t, data.pipeline, batch);
 
+  // Model variables (parameters, then states such as batch-norm statistics) and the
+  // optimizer's states (every other state of the step graph: opt.*).
+  std::vector<std::string> model_names, optimizer_names;
+  for (const ir::NamedValue& p : t.graph.parameters()) model_names.push_back(p.name);
+  for (const ir::NamedValue& s : t.graph.states()) model_names.push_back(s.name);
+  for (const ir::NamedValue& s : step.graph.states()) {
+    if (std::find(model_names.begin(), model_names.end(), s.name) == model_names.end()) optimizer_names.push_back(s.name);
+  }
+  auto load_or_throw = [&](const checkpoint::Checkpoint& ck, const std::vector<std::string>& names,
+                           const std::map<std::string, Tensor>& tensors, const std::string& what) {
+    std::vector<std::string> problems = checkpoint::load_variables(*exec, names, tensors, what);
+    if (problems.empty()) return;
+    std::string message = ck.path.string() + " does not fit model '" + spec.model + "' (" +
+                          std::to_string(problems.size()) + " problem" + (problems.size() == 1 ? "" : "s") + "):";
+    for (const std::string& p : problems) message += "\n  " + p;
+    throw TrainError(message + "\nhint: a changed model cannot resume; rename a changed layer to train it from scratch");
+  };
+  if (!options.warm_start.empty()) {
+    if (resume_from) throw TrainError("--warm-start and --resume exclude each other");
+    try {
+      checkpoint::Checkpoint ck = checkpoint::load_checkpoint(checkpoint::resolve_checkpoint(options.warm_start));
+      load_or_throw(ck, model_names, ck.params, "parameter");
+      log << "warm start: weights from " << ck.path.string() << " (step " << ck.manifest.value("step", 0)
+          << "); optimizer state, epoch and step start afresh\n";
+    } catch (const checkpoint::CheckpointError& e) {
+      throw TrainError(std::string("cannot warm-start: ") + e.what());
+    }
+  }
+
   TrainResult result;
+  std::int64_t start_epoch = 0, start_batch = 0;
+  std::uint64_t global_step = 0;
+  double resumed_loss_sum = 0, resumed_lr = spec.optimizer.lr;
+  double best = 0;
+  std::int64_t since_best = 0;
+  const json optimizer = checkpoint::optimizer_record(spec);
+  if (resume_from) {
+    const checkpoint::Checkpoint& ck = *resume_from;
+    load_or_throw(ck, model_names, ck.params, "parameter");
+    std::vector<std::string> changed = checkpoint::optimizer_differences(ck.manifest.value("optimizer", json()), optimizer);
+    if (!changed.empty() && !options.reset_optimizer) {
+      std::string message = "cannot resume: the optimizer changed since the checkpoint " + ck.path.string() + ":";
+      for (const std::string& d : changed) message += "\n  " + d;
+      throw TrainError(message + "\nhint: --reset-optimizer resumes with fresh optimizer state, or restore the train block");
+    }
+    if (options.reset_optimizer) {
+      log << "--reset-optimizer: the optimizer state starts afresh\n";
+    } else {
+      load_or_throw(ck, optimizer_names, ck.optimizer, "optimizer state");
+    }
+    start_epoch = saved->at("epoch").get<std::int64_t>();
+    start_batch = saved->at("batch_in_epoch").get<std::int64_t>();
+    global_step = saved->at("global_step").get<std::uint64_t>();
+    resumed_loss_sum = saved->at("loss_sum").get<double>();
+    resumed_lr = saved->at("lr").get<double>();
+    best = saved->at("best").get<double>();
+    since_best = saved->at("since_best").get<std::int64_t>();
+    result.best_epoch = saved->at("best_epoch").get<std::int64_t>();
+    result.early_stopped = saved->at("early_stopped").get<bool>();
+    for (const json& e : ck.manifest.at("metrics")) {
+      EpochResult er;
+      er.epoch = e.at("epoch").get<std::int64_t>();
+      er.train_loss = e.at("train_loss").get<double>();
+      er.holdout = e.at("holdout").get<std::map<std::string, double>>();
+      er.seconds = e.at("seconds").get<double>();
+      er.samples_per_second = e.at("samples_per_second").get<double>();
+      er.learning_rate = e.at("lr").get<double>();
+      result.epochs.push_back(er);
+    }
+    result.resumed_at_step = static_cast<std::int64_t>(global_step);
+    log << "resuming from " << ck.path.string() << ": epoch " << start_epoch + 1 << ", batch " << start_batch
+        << ", step " << global_step << "\n";
+  } else if (checkpointing) {
+    std::error_code ec;
+    std::vector<checkpoint::CheckpointEntry> old = checkpoint::list_checkpoints(ckpt_dir);
+    if (!old.empty()) {
+      log << "starting afresh: removing " << old.size() << " checkpoint(s) of an earlier run in " << ckpt_dir.string()
+          << " (--resume latest continues a run instead)\n";
+      fs::remove(ckpt_dir / checkpoint::kLatestFile, ec);
+      for (const auto& e : old) fs::remove_all(e.path, ec);
+    }
+  }
+
   Progress progress(log, options.terminal);
   std::ofstream metrics_file(options.run_dir / "metrics.jsonl", std::ios::trunc);
+  auto epoch_json = [](const EpochResult& er) {
+    return json{{"epoch", er.epoch}, {"train_loss", er.train_loss}, {"holdout", er.holdout},
+                {"seconds", er.seconds}, {"samples_per_second", er.samples_per_second}, {"lr", er.learning_rate}};
+  };
+  for (const EpochResult& er : result.epochs) metrics_file << epoch_json(er).dump() << "\n" << std::flush;
   const std::int64_t batches_per_epoch = data.train.rows / batch;  // the last partial batch is dropped
   const std::int64_t steps_per_epoch =
       options.max_steps_per_epoch > 0 ? std::min(options.max_steps_per_epoch, batches_per_epoch) : batches_per_epoch;
-  std::uint64_t global_step = 0;
-  double best = 0;
-  std::int64_t since_best = 0;
+  if (saved && saved->at("steps_per_epoch").get<std::int64_t>() != steps_per_epoch) {
+    throw TrainError("cannot resume: the checkpoint's run has " + saved->at("steps_per_epoch").dump() +
+                     " steps per epoch, this one " + std::to_string(steps_per_epoch) + " (a different --max-steps?)");
+  }
   const std::string stop_metric = spec.early_stop ? spec.early_stop->metric : std::string();
 
-  for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
+  // Commits a checkpoint of the state "about to run batch `batch_pos` of epoch `epoch_pos`".
+  const json sources = checkpoint::source_hashes(c);
+  auto save = [&](std::int64_t epoch_pos, std::int64_t batch_pos, double loss_sum, double lr,
+                  const EpochResult* ended) {
     auto started = std::chrono::steady_clock::now();
+    checkpoint::CheckpointContents contents;
+    contents.step = static_cast<std::int64_t>(global_step);
+    for (const std::string& n : model_names) contents.params.emplace_back(n, &exec->variable(n));
+    for (const std::string& n : optimizer_names) contents.optimizer.emplace_back(n, &exec->variable(n));
+    json metrics = json::array();
+    for (const EpochResult& er : result.epochs) metrics.push_back(epoch_json(er));
+    contents.manifest = {
+        {"kiln_version", options.kiln_version},
+        {"model", spec.model},
+        {"source", sources},
+        {"optimizer", optimizer},
+        {"schedule", {{"kind", spec.schedule.kind}, {"every", spec.schedule.every}, {"factor", spec.schedule.factor},
+                      {"warmup", spec.schedule.warmup}}},
+        {"training",
+         {{"seed", seed}, {"batch", batch}, {"epochs", epochs}, {"steps_per_epoch", steps_per_epoch},
+          {"epoch", epoch_pos}, {"batch_in_epoch", batch_pos}, {"global_step", global_step},
+          {"schedule_progress", static_cast<double>(epoch_pos) + static_cast<double>(batch_pos) / static_cast<double>(steps_per_epoch)},
+          {"lr", lr}, {"loss_sum", loss_sum}, {"best", best}, {"since_best", since_best},
+          {"best_epoch", result.best_epoch}, {"early_stopped", result.early_stopped},
+          {"epoch_holdout", ended ? json(ended->holdout) : json::object()}}},
+        {"rng", {{"generator", "philox4x32-10"}, {"seed", seed}, {"step", global_step},
+                 {"data_order", "epoch_order(seed, epoch): xoshiro256** from derive_seed(seed, 2, epoch)"}}},
+        {"data", {{"features", spec.data}, {"content_hash", data.summary.content_hash},
+                  {"train_rows", data.train.rows}, {"holdout_rows", data.holdout.rows}}},
+        {"metrics", metrics}};
+    contents.pipeline = data.pipeline.to_json();
+    try {
+      checkpoint::save_checkpoint(ckpt_dir, contents);
+      checkpoint::apply_retention(ckpt_dir, options.retention);
+    } catch (const std::exception& e) {
+      std::string previous;
+      try {
+        if (auto latest = checkpoint::read_latest(ckpt_dir)) previous = latest->filename().string();
+      } catch (const std::exception&) {
+      }
+      throw TrainError("saving the checkpoint of step " + std::to_string(global_step) + " failed: " + e.what() +
+                       (previous.empty() ? std::string("\nno earlier checkpoint exists")
+                                         : "\nthe previous checkpoint " + (ckpt_dir / previous).string() +
+                                               " is intact and `latest` still names it; resume with --resume latest"));
+    }
+    result.checkpoint_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+
+  for (std::int64_t epoch = start_epoch; epoch < epochs && !result.early_stopped; ++epoch) {
+    auto started = std::chrono::steady_clock::now();
+    const std::int64_t first = epoch == start_epoch ? start_batch : 0;
     progress.start_epoch(epoch + 1, epochs, steps_per_epoch * batch);
     data::BatchIterator it(data.train, batch, seed, epoch);
     data::Batch b;
-    double loss_sum = 0;
-    double lr = spec.optimizer.lr;
-    for (std::int64_t s = 0; s < steps_per_epoch && it.next(b); ++s) {
+    double loss_sum = first > 0 ? resumed_loss_sum : 0;
+    double lr = first > 0 ? resumed_lr : spec.optimizer.lr;
+    for (std::int64_t s = 0; s < first && it.next(b); ++s) {
+    }  // the batches this epoch ran before the checkpoint
+    for (std::int64_t s = first; s < steps_per_epoch && it.next(b); ++s) {
       if (b.rows != batch) break;
       std::map<std::string, Tensor> feeds = make_feeds(plan, b, data.train.index_columns, data.train.class_labels, data.train.number_labels);
       lr = learning_rate(spec.schedule, spec.optimizer.lr,
@@ -240,6 +443,11 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
       loss_sum += loss;
       ++global_step;
       progress.advance(batch, loss);
+      // A step checkpoint on an epoch's last batch would duplicate the epoch's own.
+      if (options.checkpoint_every > 0 && global_step % static_cast<std::uint64_t>(options.checkpoint_every) == 0 &&
+          s + 1 < steps_per_epoch) {
+        save(epoch, s + 1, loss_sum, lr, nullptr);
+      }
     }
     EpochResult er;
     er.epoch = epoch + 1;
@@ -248,9 +456,7 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
     er.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     er.samples_per_second = er.seconds > 0 ? static_cast<double>(steps_per_epoch * batch) / er.seconds : 0;
     er.learning_rate = lr;
-    json line = {{"epoch", er.epoch}, {"train_loss", er.train_loss}, {"holdout", er.holdout},
-                 {"seconds", er.seconds}, {"samples_per_second", er.samples_per_second}, {"lr", lr}};
-    metrics_file << line.dump() << "\n" << std::flush;
+    metrics_file << epoch_json(er).dump() << "\n" << std::flush;
     std::string summary = "epoch " + std::to_string(er.epoch) + "/" + std::to_string(epochs) + "  train loss " +
                           std::to_string(er.train_loss);
     for (const auto& [name, value] : er.holdout) summary += "  " + name + " " + std::to_string(value);
@@ -269,11 +475,23 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
         result.early_stopped = true;
         log << "early stop: " << stop_metric << " has not improved for " << since_best << " epochs (best "
             << best << " at epoch " << result.best_epoch << ")\n";
-        break;
       }
     }
+    if (checkpointing) save(epoch + 1, 0, 0, lr, &er);
   }
   if (result.best_epoch == 0 && !result.epochs.empty()) result.best_epoch = result.epochs.back().epoch;
+  if (!result.checkpoint_seconds.empty()) {
+    double sum = 0, most = 0;
+    for (double s : result.checkpoint_seconds) {
+      sum += s;
+      most = std::max(most, s);
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "checkpoints: %zu saved in %s, pause mean %.2f ms, max %.2f ms\n",
+                  result.checkpoint_seconds.size(), ckpt_dir.string().c_str(),
+                  1e3 * sum / static_cast<double>(result.checkpoint_seconds.size()), 1e3 * most);
+    log << line;
+  }
 
   if (!spec.test.empty()) {
     data::Dataset test = load(c, t, seed, {}, &data.pipeline, /*test=*/true);
@@ -297,27 +515,43 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
 
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& t,
                                            const fs::path& run_dir) {
-  json run;
-  {
-    std::ifstream in(run_dir / "run.json");
-    if (!in) throw TrainError(run_dir.string() + ": no run.json (is this a kiln train run folder?)");
-    run = json::parse(in, nullptr, false);
-    if (!run.is_object() || !run.contains("seed")) throw TrainError((run_dir / "run.json").string() + ": malformed");
-  }
   data::FittedPipeline pipeline;
-  try {
-    pipeline = data::FittedPipeline::load(run_dir / "pipeline.json");
-  } catch (const data::DataError& e) {
-    throw TrainError(e.what());
-  }
-  const auto seed = run["seed"].get<std::uint64_t>();
-  data::Dataset data = load(c, t, seed, {}, &pipeline);
   SafetensorsFile params;
-  try {
-    params = read_safetensors(run_dir / "params.safetensors");
-  } catch (const SafetensorsError& e) {
-    throw TrainError(e.what());
+  std::uint64_t seed = 0;
+  std::error_code ec;
+  if (fs::exists(run_dir / checkpoint::kManifestFile, ec)) {
+    // A checkpoint folder: everything verified before it is used.
+    try {
+      checkpoint::Checkpoint ck = checkpoint::load_checkpoint(run_dir);
+      seed = ck.manifest.at("training").at("seed").get<std::uint64_t>();
+      pipeline = data::FittedPipeline::from_json(ck.pipeline);
+      params.tensors = std::move(ck.params);
+    } catch (const checkpoint::CheckpointError& e) {
+      throw TrainError(e.what());
+    } catch (const data::DataError& e) {
+      throw TrainError(e.what());
+    }
+  } else {
+    json run;
+    {
+      std::ifstream in(run_dir / "run.json");
+      if (!in) throw TrainError(run_dir.string() + ": no run.json (is this a kiln train run folder or a checkpoint?)");
+      run = json::parse(in, nullptr, false);
+      if (!run.is_object() || !run.contains("seed")) throw TrainError((run_dir / "run.json").string() + ": malformed");
+    }
+    try {
+      pipeline = data::FittedPipeline::load(run_dir / "pipeline.json");
+    } catch (const data::DataError& e) {
+      throw TrainError(e.what());
+    }
+    seed = run["seed"].get<std::uint64_t>();
+    try {
+      params = read_safetensors(run_dir / "params.safetensors");
+    } catch (const SafetensorsError& e) {
+      throw TrainError(e.what());
+    }
   }
+  data::Dataset data = load(c, t, seed, {}, &pipeline);
   auto holder = make_reference_executor(t.graph, 1);
   auto load_into = [&](const std::string& name) {
     auto it = params.tensors.find(name);

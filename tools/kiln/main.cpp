@@ -17,8 +17,10 @@
 #include "compiler/syntax/ast_printer.h"
 #include "compiler/syntax/formatter.h"
 #include "compiler/syntax/parser.h"
+#include "runtime/checkpoint/checkpoint.h"
 #include "runtime/train/predict.h"
 #include "runtime/train/trainer.h"
+#include "tools/kiln/ckpt_command.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "dev"
@@ -252,6 +254,9 @@ struct TrainArgs {
   std::optional<std::int64_t> epochs;
   std::optional<std::uint64_t> seed;
   std::int64_t max_steps = 0;
+  std::int64_t checkpoint_every = 0;
+  bool no_checkpoints = false;
+  runtime::TrainOptions checkpointing;  // retention, resume, reset_optimizer, warm_start
 };
 
 int run_train(const TrainArgs& args, const Common& common) {
@@ -266,6 +271,16 @@ int run_train(const TrainArgs& args, const Common& common) {
   options.run_dir = args.out.empty() ? fs::path("runs") / t->spec.model : fs::path(args.out);
   options.terminal = isatty(1) != 0;
   options.max_steps_per_epoch = args.max_steps;
+  options.checkpoints = !args.no_checkpoints;
+  options.checkpoint_every = args.no_checkpoints ? 0 : args.checkpoint_every;
+  options.retention = args.checkpointing.retention;
+  if (options.retention.keep_best > 0 && options.retention.best_metric.empty()) {
+    options.retention.best_metric = t->spec.early_stop ? t->spec.early_stop->metric : "loss";
+  }
+  options.resume = args.checkpointing.resume;
+  options.reset_optimizer = args.checkpointing.reset_optimizer;
+  options.warm_start = args.checkpointing.warm_start;
+  options.kiln_version = KILN_VERSION;
   try {
     runtime::TrainResult r = runtime::train(*c, *t, options, std::cout);
     std::cout << "trained " << t->spec.model << ": " << r.epochs.size() << " epoch(s)"
@@ -304,6 +319,13 @@ int run_predict(const std::string& file, const std::string& model, const runtime
                 const Common& common) {
   if (!readable(file)) return kUserError;
   if (!options.input.empty() && !readable(options.input.string())) return kUserError;
+  std::error_code ec;
+  if (fs::exists(options.run_dir / checkpoint::kManifestFile, ec)) {
+    // A checkpoint folder: it holds params.safetensors and pipeline.json like a run folder; verify it first.
+    std::vector<std::string> problems = checkpoint::verify_checkpoint(options.run_dir);
+    for (const std::string& p : problems) std::cerr << "kiln predict: error: " << p << "\n";
+    if (!problems.empty()) return kUserError;
+  }
   auto c = compile_and_report(file, common);
   if (exit_code(*c) != kOk) return exit_code(*c);
   const sema::LoweredTrain* t = find_train(*c, model, file);
@@ -375,13 +397,31 @@ int main_impl(int argc, char** argv) {
   train->add_option("--seed", train_args.seed, "Override the train block's seed");
   train->add_option("--out", train_args.out, "The run folder (default: runs/MODEL)");
   train->add_option("--max-steps", train_args.max_steps, "At most this many batches per epoch (quick checks)");
+  train->add_option("--checkpoint-every", train_args.checkpoint_every,
+                    "Also checkpoint every N steps (one is always written at each epoch's end)");
+  train->add_flag("--no-checkpoints", train_args.no_checkpoints, "Write no checkpoints");
+  train->add_option("--keep", train_args.checkpointing.retention.keep_last, "Keep the newest N checkpoints (default 3)");
+  train->add_option("--keep-every", train_args.checkpointing.retention.keep_every,
+                    "Also keep every checkpoint whose step is a multiple of K");
+  train->add_option("--keep-best", train_args.checkpointing.retention.keep_best,
+                    "Also keep the best N epoch-end checkpoints by --best-metric");
+  train->add_option("--best-metric", train_args.checkpointing.retention.best_metric,
+                    "Holdout metric for --keep-best (default: the early-stop metric, else loss)");
+  train->add_option("--resume", train_args.checkpointing.resume,
+                    "Continue a run: 'latest' (RUN/checkpoints/latest) or a checkpoint, checkpoints or run folder");
+  train->add_flag("--reset-optimizer", train_args.checkpointing.reset_optimizer,
+                  "With --resume: allow a changed optimizer; its state (moments, step count) restarts");
+  train->add_option("--warm-start", train_args.checkpointing.warm_start,
+                    "Start a new run from a checkpoint's weights only (fresh optimizer, epoch 1)");
 
   std::string eval_file, eval_model, eval_run;
   runtime::PredictOptions predict_options;
   std::string predict_file, predict_model, predict_format = "csv", predict_run, predict_input;
   auto* predict = app.add_subcommand("predict", "Predict with a finished run: records in, one prediction per record out");
   predict->add_option("FILE", predict_file, "The .kiln file")->required();
-  predict->add_option("--run", predict_run, "The run folder written by kiln train")->required();
+  auto* predict_run_opt = predict->add_option("--run", predict_run, "The run folder written by kiln train");
+  auto* predict_ckpt_opt = predict->add_option("--checkpoint", predict_run, "A checkpoint folder (verified first)");
+  predict_run_opt->excludes(predict_ckpt_opt);
   predict->add_option("--input", predict_input,
                       "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
   predict->add_option("--format", predict_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
@@ -389,8 +429,13 @@ int main_impl(int argc, char** argv) {
 
   auto* eval = app.add_subcommand("eval", "Evaluate a finished run on the holdout split of its data");
   eval->add_option("FILE", eval_file, "The .kiln file")->required();
-  eval->add_option("--run", eval_run, "The run folder written by kiln train")->required();
+  auto* eval_run_opt = eval->add_option("--run", eval_run, "The run folder written by kiln train");
+  auto* eval_ckpt_opt = eval->add_option("--checkpoint", eval_run, "A checkpoint folder (verified first)");
+  eval_run_opt->excludes(eval_ckpt_opt);
   eval->add_option("--model", eval_model, "Which model's train block (default: the first)");
+
+  CkptArgs ckpt_args;
+  auto* ckpt = add_ckpt_command(app, ckpt_args);
 
   try {
     app.parse(argc, argv);
@@ -404,6 +449,11 @@ int main_impl(int argc, char** argv) {
   if (fmt->parsed()) return run_fmt(fmt_files, fmt_check, fmt_stdout, common);
   if (ops->parsed()) return run_ops();
   if (train->parsed()) return run_train(train_args, common);
+  if (ckpt->parsed()) return run_ckpt(ckpt_args);
+  if ((eval->parsed() && eval_run.empty()) || (predict->parsed() && predict_run.empty())) {
+    std::cerr << "kiln: error: --run or --checkpoint is required\n";
+    return kUserError;
+  }
   if (eval->parsed()) return run_eval(eval_file, eval_model, eval_run, common);
   if (predict->parsed()) {
     predict_options.run_dir = predict_run;
