@@ -2,6 +2,8 @@
 // (see checkpoint.h).
 #include "runtime/checkpoint/checkpoint.h"
 
+#include <chrono>
+
 #include <unistd.h>
 
 #include <fstream>
@@ -170,6 +172,9 @@ void write_checkpoint_folder(const fs::path& target, const CheckpointContents& c
     json manifest = c.manifest;
     manifest["checkpoint_format"] = kFormatVersion;
     manifest["step"] = c.step;
+    if (!manifest.contains("saved_at_unix")) {  // for retention by minutes; tests may set it
+      manifest["saved_at_unix"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
     manifest["parameters"] = tensor_records(c.params);
     manifest["optimizer_state"] = tensor_records(c.optimizer);
     manifest["stripped"] = c.optimizer.empty();

@@ -88,6 +88,18 @@ std::vector<fs::path> apply_retention(const fs::path& dir, const RetentionPolicy
     if (static_cast<std::int64_t>(all.size() - i) <= policy.keep_last) keep.insert(all[i].path);
     if (policy.keep_every > 0 && all[i].step % policy.keep_every == 0) keep.insert(all[i].path);
   }
+  if (policy.keep_every_minutes > 0) {
+    // Windows of K minutes from the first checkpoint's save time; the first of each stays.
+    std::optional<double> start;
+    std::set<std::int64_t> windows;
+    for (const CheckpointEntry& e : all) {
+      if (!e.manifest.is_object() || !e.manifest.contains("saved_at_unix")) continue;
+      double t = e.manifest["saved_at_unix"].get<double>();
+      if (!start) start = t;
+      auto window = static_cast<std::int64_t>((t - *start) / (60 * policy.keep_every_minutes));
+      if (windows.insert(window).second) keep.insert(e.path);
+    }
+  }
   if (policy.keep_best > 0 && !policy.best_metric.empty()) {
     std::vector<std::pair<double, fs::path>> scored;
     for (const CheckpointEntry& e : all) {

@@ -403,6 +403,8 @@ int main_impl(int argc, char** argv) {
   train->add_option("--keep", train_args.checkpointing.retention.keep_last, "Keep the newest N checkpoints (default 3)");
   train->add_option("--keep-every", train_args.checkpointing.retention.keep_every,
                     "Also keep every checkpoint whose step is a multiple of K");
+  train->add_option("--keep-every-minutes", train_args.checkpointing.retention.keep_every_minutes,
+                    "Also keep the first checkpoint of every K-minute window");
   train->add_option("--keep-best", train_args.checkpointing.retention.keep_best,
                     "Also keep the best N epoch-end checkpoints by --best-metric");
   train->add_option("--best-metric", train_args.checkpointing.retention.best_metric,

@@ -202,6 +202,25 @@ TEST_CASE("retention keeps the latest N, every K-th and the best N; stale tempor
   CHECK_FALSE(checkpoint::lower_is_better("auc"));
 }
 
+TEST_CASE("retention keeps one checkpoint every K minutes", "[checkpoint]") {
+  Fixture f;
+  fs::path dir = fresh_dir("retention_minutes");
+  const double minutes[] = {0, 2, 4, 6, 9.5, 10.5, 14, 21};  // save times since the first
+  for (int i = 0; i < 8; ++i) {
+    auto contents = f.contents((i + 1) * 10);
+    contents.manifest["saved_at_unix"] = 1.7e9 + minutes[i] * 60;
+    checkpoint::save_checkpoint(dir, contents);
+  }
+  checkpoint::RetentionPolicy policy;
+  policy.keep_last = 1;
+  policy.keep_every_minutes = 5;
+  checkpoint::apply_retention(dir, policy);
+  std::vector<std::int64_t> kept;
+  for (const auto& e : checkpoint::list_checkpoints(dir)) kept.push_back(e.step);
+  // windows [0,5): 10; [5,10): 40; [10,15): 60; [20,25): 80 (also the latest)
+  CHECK(kept == std::vector<std::int64_t>{10, 40, 60, 80});
+}
+
 TEST_CASE("an independent Python reader reads a checkpoint's weights: names, shapes, values", "[checkpoint]") {
   Fixture f;
   fs::path dir = fresh_dir("interop");
