@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "compiler/autodiff/optimizer.h"
@@ -81,6 +82,7 @@ class Evaluator {
     for (const data::FittedColumn& col : pipeline.columns) {
       if (col.is_label && col.name == roles_.label && col.kind == sema::ColumnKind::kCategory) {
         classes_ = static_cast<int>(col.classes.size());
+        confusion_.classes = col.classes;
       }
     }
   }
@@ -91,9 +93,10 @@ class Evaluator {
     RegressionMetrics regression;
     data::BatchIterator it(holdout, batch_, seed, 0, /*shuffle=*/false);
     data::Batch batch;
+    std::set<Executor*> current;  // executors given the trained variables in this evaluation
     while (it.next(batch)) {
       Executor& exec = executor_for(batch.rows);
-      copy_variables(trained, exec, t_.graph);
+      if (current.insert(&exec).second) copy_variables(trained, exec, t_.graph);
       std::map<std::string, Tensor> feeds = make_feeds(plan_, batch, holdout.index_columns, holdout.class_labels, holdout.number_labels);
       StepOptions options;
       options.seed = seed;
@@ -111,12 +114,19 @@ class Evaluator {
       classification.add_loss(loss * static_cast<double>(batch.rows), batch.rows);
       regression.add_loss(loss * static_cast<double>(batch.rows), batch.rows);
     }
-    if (classification.rows() > 0) return classification.all();
+    if (classification.rows() > 0) {
+      confusion_.counts = classification.confusion();
+      return classification.all();
+    }
     if (regression.rows() > 0) return regression.all();
     return {{"loss", classification.mean_loss()}};
   }
 
+  const Confusion& confusion() const { return confusion_; }
+
  private:
+  Confusion confusion_;
+
   Executor& executor_for(std::int64_t rows) {
     auto& slot = executors_[rows];
     if (!slot) slot = make_reference_executor(t_.graph, rows);
@@ -509,12 +519,15 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
               {"data_hash", data.summary.content_hash},
               {"final", result.epochs.empty() ? json::object() : json(result.epochs.back().holdout)},
               {"test", result.test}};
+  if (!evaluator.confusion().counts.empty()) {
+    run["confusion"] = {{"classes", evaluator.confusion().classes}, {"counts", evaluator.confusion().counts}};
+  }
   std::ofstream(options.run_dir / "run.json") << run.dump(2) << "\n";
   return result;
 }
 
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& t,
-                                           const fs::path& run_dir) {
+                                           const fs::path& run_dir, Confusion* confusion) {
   data::FittedPipeline pipeline;
   SafetensorsFile params;
   std::uint64_t seed = 0;
@@ -567,11 +580,27 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
   for (const ir::NamedValue& s : t.graph.states()) load_into(s.name);
   Evaluator evaluator(c, t, pipeline, t.spec.batch);
   std::map<std::string, double> metrics = evaluator.run(*holder, data.holdout, seed);
+  if (confusion != nullptr) *confusion = evaluator.confusion();
   if (!t.spec.test.empty()) {
     data::Dataset test = load(c, t, seed, {}, &pipeline, /*test=*/true);
     for (const auto& [name, value] : evaluator.run(*holder, test.train, seed)) metrics["test_" + name] = value;
   }
   return metrics;
+}
+
+std::string format_confusion(const Confusion& confusion) {
+  std::size_t width = 8;
+  for (const std::string& c : confusion.classes) width = std::max(width, c.size() + 2);
+  auto cell = [&](const std::string& text) { return std::string(width - std::min(width, text.size()), ' ') + text; };
+  std::string out(width, ' ');
+  for (const std::string& c : confusion.classes) out += cell(c);
+  out += "\n";
+  for (std::size_t r = 0; r < confusion.counts.size(); ++r) {
+    out += cell(r < confusion.classes.size() ? confusion.classes[r] : std::to_string(r));
+    for (std::int64_t n : confusion.counts[r]) out += cell(std::to_string(n));
+    out += "\n";
+  }
+  return out;
 }
 
 }  // namespace kiln::runtime

@@ -74,7 +74,16 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& train, c
 // train block's `test` features when it names one.
 // `run_dir` may also be a checkpoint folder (its manifest gives the seed; every checksum is
 // verified first).
+// For a classification model, `confusion` (when given) receives the holdout's confusion
+// matrix, rows the true class, columns the predicted one, in the label's class order.
+struct Confusion {
+  std::vector<std::string> classes;
+  std::vector<std::vector<std::int64_t>> counts;
+};
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& train,
-                                           const std::filesystem::path& run_dir);
+                                           const std::filesystem::path& run_dir, Confusion* confusion = nullptr);
+
+// "true \ predicted" table for people.
+std::string format_confusion(const Confusion& confusion);
 
 }  // namespace kiln::runtime

@@ -167,6 +167,7 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   Run eval = kiln("eval models/credit_risk.kiln --run " + (dir / "run").string());
   CHECK(eval.code == 0);
   CHECK_THAT(eval.out, Catch::Contains("\"auc\": 0."));
+  CHECK_THAT(eval.out, Catch::Contains("confusion matrix on the holdout"));
 
   // Records without the label column: one prediction each, with the class.
   std::ofstream(dir / "new.csv") << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n"

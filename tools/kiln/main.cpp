@@ -299,7 +299,8 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
   const sema::LoweredTrain* t = find_train(*c, model, file);
   if (t == nullptr) return kUserError;
   try {
-    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir);
+    runtime::Confusion confusion;
+    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir, &confusion);
     std::cout << "{";
     bool first = true;
     for (const auto& [name, value] : metrics) {
@@ -308,6 +309,10 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
       first = false;
     }
     std::cout << "}\n";
+    if (!confusion.counts.empty()) {
+      std::cout << "confusion matrix on the holdout (rows: true class, columns: predicted)\n"
+                << runtime::format_confusion(confusion);
+    }
   } catch (const runtime::TrainError& e) {
     std::cerr << "kiln eval: error: " << e.what() << "\n";
     return kUserError;
