@@ -183,8 +183,8 @@ void write_checkpoint_folder(const fs::path& target, const CheckpointContents& c
       write_file_synced(temp / name, bytes);
       files[name] = {{"bytes", bytes.size()}, {"crc32c", crc_hex(crc32c(bytes))}};
     };
-    write(kParamsFile, serialize_tensors(c.params, kParamsFormat));
-    if (!c.optimizer.empty()) write(kOptimizerFile, serialize_tensors(c.optimizer, kOptimizerFormat));
+    write(kParamsFile, serialize_tensors(c.params, {{"format", kParamsFormat}}));
+    if (!c.optimizer.empty()) write(kOptimizerFile, serialize_tensors(c.optimizer, {{"format", kOptimizerFormat}}));
     write(kPipelineFile, c.pipeline.dump(2) + "\n");
     manifest["files"] = files;
     write_file_synced(temp / kManifestFile, manifest_text(manifest));

@@ -13,15 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<ir::DType> parse_dtype(const std::string& s) {
-  if (s == "F32") return ir::DType::kF32;
-  if (s == "F64") return ir::DType::kF64;
-  if (s == "I32") return ir::DType::kI32;
-  if (s == "I64") return ir::DType::kI64;
-  if (s == "BOOL") return ir::DType::kBool;
-  return std::nullopt;
-}
-
 std::string names_of(const std::vector<TensorRecord>& records) {
   std::string out;
   for (const TensorRecord& r : records) out += (out.empty() ? "'" : ", '") + r.name + "'";
@@ -36,6 +27,15 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 
 }  // namespace
 
+std::optional<ir::DType> from_safetensors_dtype(const std::string& s) {
+  if (s == "F32") return ir::DType::kF32;
+  if (s == "F64") return ir::DType::kF64;
+  if (s == "I32") return ir::DType::kI32;
+  if (s == "I64") return ir::DType::kI64;
+  if (s == "BOOL") return ir::DType::kBool;
+  return std::nullopt;
+}
+
 const char* safetensors_dtype(ir::DType d) {
   switch (d) {
     case ir::DType::kF32: return "F32";
@@ -47,14 +47,14 @@ const char* safetensors_dtype(ir::DType d) {
   return "F32";
 }
 
-std::string serialize_tensors(const NamedTensors& tensors, const std::string& format) {
+std::string serialize_tensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     header[name] = {{"dtype", safetensors_dtype(t->dtype())}, {"shape", t->dims()}, {"data_offsets", {offset, offset + t->bytes()}}};
     offset += t->bytes();
   }
-  header["__metadata__"] = {{"format", format}};
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes
   std::string out;
@@ -130,7 +130,7 @@ std::map<std::string, runtime::Tensor> read_tensors(const std::string& bytes, co
       if (!d.is_number_unsigned()) shape_ok = false;
       else shape.push_back(d.get<std::int64_t>());
     }
-    std::optional<ir::DType> dtype = parse_dtype(e["dtype"].get<std::string>());
+    std::optional<ir::DType> dtype = from_safetensors_dtype(e["dtype"].get<std::string>());
     if (!shape_ok || !dtype || e["dtype"].get<std::string>() != r.dtype || shape != r.shape) {
       problems.push_back(where + ": the header says " + e["dtype"].dump() + " " + e["shape"].dump() +
                          ", the manifest " + r.dtype + " " + shape_text(r.shape));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,8 +20,9 @@ inline constexpr std::uint64_t kMaxHeaderBytes = 16u << 20;  // 16 MiB of JSON i
 
 using NamedTensors = std::vector<std::pair<std::string, const runtime::Tensor*>>;
 
-// The file's bytes; `format` goes into __metadata__.format (the file's "magic").
-std::string serialize_tensors(const NamedTensors& tensors, const std::string& format);
+// The file's bytes; `metadata` goes into __metadata__ (its "format" entry is a checkpoint
+// file's "magic").
+std::string serialize_tensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata);
 
 // What the manifest records about one tensor.
 struct TensorRecord {
@@ -31,6 +33,7 @@ struct TensorRecord {
 };
 
 const char* safetensors_dtype(ir::DType d);
+std::optional<ir::DType> from_safetensors_dtype(const std::string& name);  // "F32" -> kF32
 
 // Parses `bytes` (the contents of `file`, for messages) and checks them against `expected`
 // and `format`: every problem goes into `problems`, each naming the file and, where there is

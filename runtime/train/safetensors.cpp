@@ -1,12 +1,12 @@
 // safetensors reading and writing (see safetensors.h).
 #include "runtime/train/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "runtime/checkpoint/durable_io.h"
+#include "runtime/checkpoint/tensor_file.h"
 
 namespace kiln::runtime {
 namespace {
@@ -14,76 +14,17 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const char* safetensors_dtype(ir::DType d) {
-  switch (d) {
-    case ir::DType::kF32: return "F32";
-    case ir::DType::kF64: return "F64";
-    case ir::DType::kI32: return "I32";
-    case ir::DType::kI64: return "I64";
-    case ir::DType::kBool: return "BOOL";
-  }
-  return "F32";
-}
-
-std::optional<ir::DType> from_safetensors_dtype(const std::string& s) {
-  if (s == "F32") return ir::DType::kF32;
-  if (s == "F64") return ir::DType::kF64;
-  if (s == "I32") return ir::DType::kI32;
-  if (s == "I64") return ir::DType::kI64;
-  if (s == "BOOL") return ir::DType::kBool;
-  return std::nullopt;
-}
-
-void write_all(int fd, const void* data, std::size_t size, const fs::path& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw SafetensorsError(path.string() + ": write failed: " + std::strerror(errno));
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
+using checkpoint::from_safetensors_dtype;
 
 }  // namespace
 
 void write_safetensors(const fs::path& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  std::uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    header[name] = {{"dtype", safetensors_dtype(t->dtype())},
-                    {"shape", t->dims()},
-                    {"data_offsets", {offset, offset + t->bytes()}}};
-    offset += t->bytes();
-  }
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes
-  std::uint64_t size = text.size();
-  unsigned char size_le[8];
-  for (int i = 0; i < 8; ++i) size_le[i] = static_cast<unsigned char>(size >> (8 * i));
-
-  fs::path temp = path;
-  temp += ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw SafetensorsError(temp.string() + ": cannot create: " + std::strerror(errno));
+  // One serializer and one durable write for run files and checkpoints alike.
   try {
-    write_all(fd, size_le, 8, temp);
-    write_all(fd, text.data(), text.size(), temp);
-    for (const auto& [name, t] : tensors) write_all(fd, t->raw(), t->bytes(), temp);
-    if (::fsync(fd) != 0) throw SafetensorsError(temp.string() + ": fsync failed: " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    ::unlink(temp.c_str());
-    throw SafetensorsError(path.string() + ": cannot rename into place: " + std::strerror(errno));
+    checkpoint::replace_file_atomically(path, checkpoint::serialize_tensors(tensors, metadata));
+  } catch (const std::runtime_error& e) {
+    throw SafetensorsError(e.what());
   }
 }
 
