@@ -243,7 +243,8 @@ TEST_CASE("dataset: batches cover every row once, in the epoch's order", "[data]
 }
 
 TEST_CASE("dataset: Fashion-MNIST through idx(...) keeps the image shape", "[data]") {
-  if (!fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")) return;
+  INFO("Fashion-MNIST is not installed; run tools/setup/setup.sh (Debian package dataset-fashion-mnist)");
+  REQUIRE(fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"));
   auto comp = compile_model("fashion_cnn.kiln");
   const sema::FeatureSet& set = *comp->find_features("fashion_test");
   LoadOptions o;
