@@ -1,0 +1,354 @@
+// Packed, cache-blocked SGEMM in the Goto/BLIS layout. Loop nest, outermost first:
+//   jc (NC columns of C, B block in L3) → pc (KC of the shared dimension; B packed once per
+//   block) → ic (MC rows, A block packed into L2) → jr (NR) → ir (MR) → micro-kernel.
+// The micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
+// packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
+// slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
+// Without AVX2+FMA at compile time the same blocking runs a portable scalar micro-kernel.
+#include "kernels/cpu/gemm.h"
+
+#include <cstring>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define KILN_GEMM_AVX2 1
+#else
+#define KILN_GEMM_AVX2 0
+#endif
+
+namespace {
+
+using Index = std::int64_t;
+
+constexpr Index kMr = 6;
+constexpr Index kNr = 16;
+// Zen 3: 32 KB L1d holds a KC×NR B sliver (16 KB) plus the A sliver; 512 KB L2 holds the
+// MC×KC packed A block (144 KB); NC×KC packed B (3 MB) sits in the 32 MB L3.
+constexpr Index kKc = 256;
+constexpr Index kMc = 144;
+constexpr Index kNc = 3072;
+constexpr std::size_t kAlign = 64;
+static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
+
+Index min_index(Index x, Index y) {
+  return x < y ? x : y;
+}
+Index round_up(Index x, Index to) {
+  return (x + to - 1) / to * to;
+}
+
+float* align_up(void* p) {
+  auto address = reinterpret_cast<std::uintptr_t>(p);
+  address = (address + kAlign - 1) & ~static_cast<std::uintptr_t>(kAlign - 1);
+  return reinterpret_cast<float*>(address);
+}
+
+// Packed-buffer sizes in floats: A block is MC×KC; the B block is KC × (NC or less, rounded
+// to NR), each rounded to whole cache lines so the B block starts aligned.
+Index packed_a_floats(Index m, Index k) {
+  return round_up(min_index(round_up(m, kMr), kMc) * min_index(k, kKc), kAlign / sizeof(float));
+}
+Index packed_b_floats(Index n, Index k) {
+  return min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
+}
+
+// op(A)[row0 .. row0+mc) × [pc .. pc+kc) into MR-row slivers: sliver s holds, for each p,
+// the MR values op(A)[row0 + s·MR + i][pc + p] at dst[s·MR·kc + p·MR + i]; rows past mc are 0.
+void pack_a(bool trans_a, const float* a, Index lda, Index row0, Index mc, Index pc, Index kc, float* dst) {
+  for (Index s = 0; s < mc; s += kMr) {
+    const Index rows = min_index(kMr, mc - s);
+    float* out = dst + s * kc;
+    if (!trans_a) {
+      for (Index i = 0; i < rows; ++i) {
+        const float* src = a + (row0 + s + i) * lda + pc;
+        for (Index p = 0; p < kc; ++p) out[p * kMr + i] = src[p];
+      }
+    } else {
+      for (Index p = 0; p < kc; ++p) {
+        const float* src = a + (pc + p) * lda + row0 + s;
+        for (Index i = 0; i < rows; ++i) out[p * kMr + i] = src[i];
+      }
+    }
+    for (Index i = rows; i < kMr; ++i)
+      for (Index p = 0; p < kc; ++p) out[p * kMr + i] = 0.0f;
+  }
+}
+
+// op(B)[pc .. pc+kc) × [col0 .. col0+nc) into NR-column slivers: dst[s·NR·kc + p·NR + j] =
+// op(B)[pc + p][col0 + s·NR + j]; columns past nc are 0.
+void pack_b(bool trans_b, const float* b, Index ldb, Index pc, Index kc, Index col0, Index nc, float* dst) {
+  for (Index s = 0; s < nc; s += kNr) {
+    const Index cols = min_index(kNr, nc - s);
+    float* out = dst + s * kc;
+    if (!trans_b) {
+      for (Index p = 0; p < kc; ++p) {
+        const float* src = b + (pc + p) * ldb + col0 + s;
+        std::memcpy(out + p * kNr, src, static_cast<std::size_t>(cols) * sizeof(float));
+        for (Index j = cols; j < kNr; ++j) out[p * kNr + j] = 0.0f;
+      }
+    } else {
+      for (Index j = 0; j < cols; ++j) {
+        const float* src = b + (col0 + s + j) * ldb + pc;
+        for (Index p = 0; p < kc; ++p) out[p * kNr + j] = src[p];
+      }
+      for (Index j = cols; j < kNr; ++j)
+        for (Index p = 0; p < kc; ++p) out[p * kNr + j] = 0.0f;
+    }
+  }
+}
+
+// C[0..mr) × [0..nr) = alpha·tile + beta·C from a full MR×NR tile (row stride kNr); beta == 0
+// does not read C.
+void store_partial(const float* tile, float* c, Index ldc, float alpha, float beta, Index mr, Index nr) {
+  for (Index i = 0; i < mr; ++i)
+    for (Index j = 0; j < nr; ++j) {
+      const float value = alpha * tile[i * kNr + j];
+      c[i * ldc + j] = beta == 0.0f ? value : value + beta * c[i * ldc + j];
+    }
+}
+
+#if KILN_GEMM_AVX2
+
+void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
+                  float beta, Index mr, Index nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (Index i = 0; i < mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  for (Index p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += kMr;
+    b += b_stride;
+  }
+  const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  const __m256 valpha = _mm256_set1_ps(alpha);
+  if (mr == kMr && nr == kNr) {
+    const __m256 vbeta = _mm256_set1_ps(beta);
+    for (Index i = 0; i < kMr; ++i) {
+      float* row = c + i * ldc;
+      __m256 lo = _mm256_mul_ps(valpha, acc[i][0]);
+      __m256 hi = _mm256_mul_ps(valpha, acc[i][1]);
+      if (beta != 0.0f) {
+        lo = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(row), lo);
+        hi = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(row + 8), hi);
+      }
+      _mm256_storeu_ps(row, lo);
+      _mm256_storeu_ps(row + 8, hi);
+    }
+    return;
+  }
+  alignas(32) float tile[kMr * kNr];
+  for (Index i = 0; i < kMr; ++i) {
+    _mm256_store_ps(tile + i * kNr, acc[i][0]);
+    _mm256_store_ps(tile + i * kNr + 8, acc[i][1]);
+  }
+  store_partial(tile, c, ldc, alpha, beta, mr, nr);
+}
+
+// One row of C: c[0..n) = alpha·Σp a[p·a_stride]·B[p][0..n) + beta·c, B read in place. Eight
+// accumulators across 64 columns hide the FMA latency that a 1-row micro-tile cannot.
+void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, const float* b, Index ldb, float beta,
+                 float* c) {
+  const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+  auto finish = [&](__m256 acc, float* out) {
+    acc = _mm256_mul_ps(valpha, acc);
+    if (beta != 0.0f) acc = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(out), acc);
+    _mm256_storeu_ps(out, acc);
+  };
+  Index j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m256 acc[8];
+    for (__m256& v : acc) v = _mm256_setzero_ps();
+    const float* row = b + j;
+    for (Index p = 0; p < k; ++p, row += ldb) {
+      const __m256 ap = _mm256_broadcast_ss(a + p * a_stride);
+      for (Index v = 0; v < 8; ++v) acc[v] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(row + 8 * v), acc[v]);
+    }
+    for (Index v = 0; v < 8; ++v) finish(acc[v], c + j + 8 * v);
+  }
+  for (; j + 8 <= n; j += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (Index p = 0; p < k; ++p)
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p * a_stride), _mm256_loadu_ps(b + p * ldb + j), acc);
+    finish(acc, c + j);
+  }
+  for (; j < n; ++j) {
+    float dot = 0.0f;
+    for (Index p = 0; p < k; ++p) dot += a[p * a_stride] * b[p * ldb + j];
+    c[j] = beta == 0.0f ? alpha * dot : alpha * dot + beta * c[j];
+  }
+}
+
+#else
+
+// Portable path: the same tile, written so that a compiler can vectorise the j loop for
+// whatever vector width the target has.
+void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
+                  float beta, Index mr, Index nr) {
+  float tile[kMr * kNr] = {};
+  for (Index p = 0; p < kc; ++p) {
+    for (Index i = 0; i < kMr; ++i) {
+      const float ai = a[p * kMr + i];
+      for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += ai * b[p * b_stride + j];
+    }
+  }
+  store_partial(tile, c, ldc, alpha, beta, mr, nr);
+}
+
+// One row of C: c[0..n) = alpha·Σp a[p·a_stride]·B[p][0..n) + beta·c, B read in place.
+void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, const float* b, Index ldb, float beta,
+                 float* c) {
+  for (Index j = 0; j < n; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+  for (Index p = 0; p < k; ++p) {
+    const float ap = alpha * a[p * a_stride];
+    for (Index j = 0; j < n; ++j) c[j] += ap * b[p * ldb + j];
+  }
+}
+
+#endif
+
+// C[rows] × [cols] *= beta (or = 0), for the k == 0 / alpha == 0 cases.
+void scale_c(float* c, Index ldc, Index m0, Index m1, Index n0, Index n1, float beta) {
+  for (Index i = m0; i < m1; ++i)
+    for (Index j = n0; j < n1; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+// The step that splits `extent` into the fewest blocks of at most `limit`, all about equal
+// and a multiple of `multiple` (a last block of 16 after three of 256 wastes the C traffic).
+Index balanced_step(Index extent, Index limit, Index multiple) {
+  const Index blocks = (extent + limit - 1) / limit;
+  return min_index(limit, round_up((extent + blocks - 1) / blocks, multiple));
+}
+
+// At most one micro-tile of rows: every element of B is used once, so packing B would only
+// copy it. The micro-kernel reads op(B) = B rows in place (stride ldb); only a last sliver
+// narrower than NR is packed, so that no load runs past the end of B.
+void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k, float alpha, const float* a,
+                   Index lda, const float* b, Index ldb, float beta, float* c, Index ldc, float* packed_a,
+                   float* packed_b) {
+  const Index mr = m1 - m0;
+  if (mr == 1) {
+    const float* row = trans_a ? a + m0 : a + m0 * lda;
+    row_times_b(n1 - n0, k, alpha, row, trans_a ? lda : 1, b + n0, ldb, beta, c + m0 * ldc + n0);
+    return;
+  }
+  const Index kc_step = balanced_step(k, kKc, 8);
+  for (Index pc = 0; pc < k; pc += kc_step) {
+    const Index kc = min_index(kc_step, k - pc);
+    const float block_beta = pc == 0 ? beta : 1.0f;
+    pack_a(trans_a, a, lda, m0, mr, pc, kc, packed_a);
+    for (Index jr = n0; jr < n1; jr += kNr) {
+      const Index nr = min_index(kNr, n1 - jr);
+      if (nr == kNr) {
+        micro_kernel(kc, packed_a, b + pc * ldb + jr, ldb, c + m0 * ldc + jr, ldc, alpha, block_beta, mr, nr);
+      } else {
+        pack_b(false, b, ldb, pc, kc, jr, nr, packed_b);
+        micro_kernel(kc, packed_a, packed_b, kNr, c + m0 * ldc + jr, ldc, alpha, block_beta, mr, nr);
+      }
+    }
+  }
+}
+
+// The blocked product restricted to rows [m0, m1) and columns [n0, n1) of C.
+void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index n1, Index k, float alpha,
+                const float* a, Index lda, const float* b, Index ldb, float beta, float* c, Index ldc, float* packed_a,
+                float* packed_b) {
+  if (m1 - m0 <= kMr && !trans_b) {
+    gemm_few_rows(trans_a, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, packed_a, packed_b);
+    return;
+  }
+  const Index kc_step = balanced_step(k, kKc, 8);
+  const Index mc_step = balanced_step(m1 - m0, kMc, kMr);
+  const Index nc_step = balanced_step(n1 - n0, kNc, kNr);
+  for (Index jc = n0; jc < n1; jc += nc_step) {
+    const Index nc = min_index(nc_step, n1 - jc);
+    for (Index pc = 0; pc < k; pc += kc_step) {
+      const Index kc = min_index(kc_step, k - pc);
+      // The first KC block applies beta; later ones accumulate onto it.
+      const float block_beta = pc == 0 ? beta : 1.0f;
+      pack_b(trans_b, b, ldb, pc, kc, jc, nc, packed_b);
+      for (Index ic = m0; ic < m1; ic += mc_step) {
+        const Index mc = min_index(mc_step, m1 - ic);
+        pack_a(trans_a, a, lda, ic, mc, pc, kc, packed_a);
+        for (Index jr = 0; jr < nc; jr += kNr) {
+          const Index nr = min_index(kNr, nc - jr);
+          for (Index ir = 0; ir < mc; ir += kMr) {
+            const Index mr = min_index(kMr, mc - ir);
+            micro_kernel(kc, packed_a + ir * kc, packed_b + jr * kc, kNr, c + (ic + ir) * ldc + jc + jr, ldc, alpha,
+                         block_beta, mr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+std::size_t kiln_sgemm_workspace_size(std::int64_t m, std::int64_t n, std::int64_t k) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  return static_cast<std::size_t>(packed_a_floats(m, k) + packed_b_floats(n, k)) * sizeof(float) + kAlign;
+}
+
+void kiln_sgemm_slice(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                      const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc, void* workspace, int thread_index, int thread_count) {
+  if (m <= 0 || n <= 0 || thread_count < 1 || thread_index < 0 || thread_index >= thread_count) return;
+  // Split whichever dimension has more micro-tiles, on micro-tile boundaries, so every
+  // worker runs full tiles except at the matrix edge.
+  Index m0 = 0, m1 = m, n0 = 0, n1 = n;
+  const Index tiles_m = (m + kMr - 1) / kMr;
+  const Index tiles_n = (n + kNr - 1) / kNr;
+  if (tiles_n >= tiles_m) {
+    n0 = min_index(n, tiles_n * thread_index / thread_count * kNr);
+    n1 = min_index(n, tiles_n * (thread_index + 1) / thread_count * kNr);
+  } else {
+    m0 = min_index(m, tiles_m * thread_index / thread_count * kMr);
+    m1 = min_index(m, tiles_m * (thread_index + 1) / thread_count * kMr);
+  }
+  if (m0 >= m1 || n0 >= n1) return;
+  if (k <= 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m0, m1, n0, n1, beta);
+    return;
+  }
+  float* packed_a = align_up(workspace);
+  float* packed_b = packed_a + packed_a_floats(m, k);
+  gemm_block(trans_a, trans_b, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, packed_a, packed_b);
+}
+
+void kiln_sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                void* workspace) {
+  kiln_sgemm_slice(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace, 0, 1);
+}
+
+const char* kiln_sgemm_kernel_name(void) {
+  return KILN_GEMM_AVX2 ? "avx2-fma-6x16" : "portable-6x16";
+}
+
+}  // extern "C"

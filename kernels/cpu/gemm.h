@@ -1,0 +1,43 @@
+// Single-precision GEMM for the CPU backend: C = alpha·op(A)·op(B) + beta·C, row-major,
+// op = identity or transpose. Plain C entry points with no exceptions and no allocation, so
+// the same source can later be compiled to LLVM bitcode, specialised to constant shapes and
+// inlined into a generated module; the caller owns all memory (see kiln_sgemm_workspace_size).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+
+// Bytes of scratch one kiln_sgemm_slice call needs for packed panels of A and B (including
+// slack for 64-byte alignment). kiln_sgemm with `threads` > 1 needs `threads` times this.
+std::size_t kiln_sgemm_workspace_size(std::int64_t m, std::int64_t n, std::int64_t k);
+
+// One worker's share of the product: of `thread_count` equal workers, number `thread_index`
+// computes its block of C (columns of C when n has more micro-tiles than m, rows otherwise)
+// using `workspace`, which must hold kiln_sgemm_workspace_size(m, n, k) bytes and not be
+// shared with another worker. Calling every index once, in any order or in parallel,
+// computes the whole product. beta == 0 never reads C (NaNs in C do not survive).
+// op(A) is m×k (A stored m×lda, or k×lda when trans_a), op(B) is k×n (B stored k×ldb, or
+// n×ldb when trans_b), C is m×ldc.
+void kiln_sgemm_slice(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                      const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc, void* workspace, int thread_index, int thread_count);
+
+// The whole product on the calling thread: kiln_sgemm_slice(..., 0, 1).
+void kiln_sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                void* workspace);
+
+// The product split over `threads` std::thread workers (threads - 1 are started; the caller
+// is the last). `workspace` holds threads × kiln_sgemm_workspace_size(m, n, k) bytes. Not
+// part of the bitcode kernel set: the runtime's thread pool will call kiln_sgemm_slice
+// itself. Starting threads allocates; this is the convenience path for tests and benchmarks.
+void kiln_sgemm_threaded(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                         const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                         std::int64_t ldc, void* workspace, int threads);
+
+// Which micro-kernel this build uses: "avx2-fma-6x16" or "portable-6x16".
+const char* kiln_sgemm_kernel_name(void);
+
+}  // extern "C"
