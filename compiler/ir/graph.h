@@ -76,8 +76,7 @@ std::vector<std::string> verify(const Graph& graph, const OpRegistry& ops = core
 // Stable, diffable text form, one node per line:
 //   %3 = matmul(%0, %2) {transpose_a=false, transpose_b=false} : f32[batch, 256]  # h1 @ model.kiln:7:9
 // When `sources` is null, locations are left out.
-std::string print_graph(const Graph& graph, const SourceManager* sources = nullptr,
-                        const OpRegistry& ops = core_ops());
+std::string print_graph(const Graph& graph, const SourceManager* sources = nullptr, const OpRegistry& ops = core_ops());
 
 // Graphviz DOT: one box per node labelled with op, name and type; inputs, parameters and
 // outputs styled apart.

@@ -22,8 +22,7 @@ using OpId = std::uint16_t;
 
 // Attribute values. Integer lists hold shapes, axes and permutations; in a shape list
 // Dim::kBatch (-1) stands for the symbolic batch dimension.
-using AttrValue = std::variant<std::int64_t, double, bool, std::string, std::vector<std::int64_t>,
-                               std::vector<double>>;
+using AttrValue = std::variant<std::int64_t, double, bool, std::string, std::vector<std::int64_t>, std::vector<double>>;
 
 enum class AttrKind : std::uint8_t { kInt, kFloat, kBool, kString, kInts, kFloats, kDType };
 
@@ -82,14 +81,14 @@ enum OpFlags : std::uint32_t {
 
 struct OpInfo {
   OpId id = 0;
-  std::string_view name;                  // "matmul"; also the `.kiln` builtin name when kSurface
-  std::vector<std::string_view> operands; // operand names, in order
-  bool variadic = false;                  // last operand repeats (concat)
+  std::string_view name;                   // "matmul"; also the `.kiln` builtin name when kSurface
+  std::vector<std::string_view> operands;  // operand names, in order
+  bool variadic = false;                   // last operand repeats (concat)
   std::vector<AttrSpec> attrs;
   std::uint32_t flags = kNoFlags;
   ShapeRule shape_rule;
-  std::string_view onnx_name;             // "" when none
-  std::string_view doc;                   // one line, shown by `kiln ops`
+  std::string_view onnx_name;  // "" when none
+  std::string_view doc;        // one line, shown by `kiln ops`
 
   // Filled by later issues (gradient rule, reference kernel, CPU lowering, CUDA kernel);
   // kept here so adding an op stays one table entry plus its kernels.

@@ -23,11 +23,12 @@ std::optional<std::size_t> normalize_axis(std::int64_t axis, std::size_t rank) {
 }
 
 std::string axis_error(std::string_view op, std::int64_t axis, const Shape& shape) {
-  return fmt::format("{}: axis {} is out of range for rank {} (shape {})", op, axis, shape.rank(),
-                     shape.to_string());
+  return fmt::format("{}: axis {} is out of range for rank {} (shape {})", op, axis, shape.rank(), shape.to_string());
 }
 
-std::string dim_to_string(Dim dim) { return dim.is_batch() ? "batch" : std::to_string(dim.size); }
+std::string dim_to_string(Dim dim) {
+  return dim.is_batch() ? "batch" : std::to_string(dim.size);
+}
 
 std::optional<std::int64_t> int_attr(const Attrs& attrs, std::string_view name) {
   const AttrValue* v = attrs.find(name);

@@ -8,7 +8,9 @@
 namespace kiln::ir::rules {
 namespace {
 
-std::string dtype_str(DType d) { return std::string(dtype_name(d)); }
+std::string dtype_str(DType d) {
+  return std::string(dtype_name(d));
+}
 
 ShapeResult gather(Types t, const Attrs&) {
   if (auto bad = check_arity("gather", t, 2)) return *bad;
@@ -29,7 +31,8 @@ ShapeResult scatter_add(Types t, const Attrs& attrs) {
   const TensorType& updates = t[1];
   const auto rows = int_attr(attrs, "rows");
   if (!rows) return ShapeResult::fail(missing_attr("scatter_add", "rows", "int"));
-  if (*rows < Dim::kBatch) return fail("scatter_add", fmt::format("rows must be >= 0 (or -1 for batch), got {}", *rows));
+  if (*rows < Dim::kBatch)
+    return fail("scatter_add", fmt::format("rows must be >= 0 (or -1 for batch), got {}", *rows));
   if (!is_integer(indices.dtype)) {
     return fail("scatter_add", fmt::format("indices must be integer, got {}", indices.to_string()));
   }
@@ -41,11 +44,14 @@ ShapeResult scatter_add(Types t, const Attrs& attrs) {
                                            updates.shape.to_string(), indices.shape.to_string()));
   }
   Shape out{Dim::of(*rows)};
-  out.dims.insert(out.dims.end(), updates.shape.dims.begin() + static_cast<std::ptrdiff_t>(r), updates.shape.dims.end());
+  out.dims.insert(out.dims.end(), updates.shape.dims.begin() + static_cast<std::ptrdiff_t>(r),
+                  updates.shape.dims.end());
   return ShapeResult::ok({updates.dtype, out});
 }
 
-std::optional<DType> read_dtype(const Attrs& attrs) { return dtype_attr(attrs, "dtype", "f32"); }
+std::optional<DType> read_dtype(const Attrs& attrs) {
+  return dtype_attr(attrs, "dtype", "f32");
+}
 
 ShapeResult one_hot(Types t, const Attrs& attrs) {
   if (auto bad = check_arity("one_hot", t, 1)) return *bad;
@@ -82,8 +88,8 @@ ShapeResult matmul(Types t, const Attrs& attrs) {
   }
   if (a.dtype == DType::kBool) return fail("matmul", "operands must be numeric, got bool");
   if (a.shape.rank() == 0 || b.shape.rank() == 0) {
-    return fail("matmul", fmt::format("operands must have rank >= 1, got {} and {}", a.shape.to_string(),
-                                      b.shape.to_string()));
+    return fail("matmul",
+                fmt::format("operands must have rank >= 1, got {} and {}", a.shape.to_string(), b.shape.to_string()));
   }
   // Numpy: a vector on the left is a row [1, k], on the right a column [k, 1]; the unit
   // dimension is dropped from the result. Transposing a vector changes nothing.
@@ -164,7 +170,8 @@ ShapeResult conv_shape(std::string_view op, const Shape& x, const Shape& w, cons
   if (!static_positive(x, 1, 4)) {
     return fail(op, fmt::format("input height, width and channels must be static and positive, got {}", x.to_string()));
   }
-  if (!static_positive(w, 0, 4)) return fail(op, fmt::format("filter sizes must be static and positive, got {}", w.to_string()));
+  if (!static_positive(w, 0, 4))
+    return fail(op, fmt::format("filter sizes must be static and positive, got {}", w.to_string()));
   if (x.dims[3] != w.dims[2]) {
     return fail(op, fmt::format("input has {} channels but the filter expects {} (input {}, filter {})", x.dims[3].size,
                                 w.dims[2].size, x.to_string(), w.to_string()));
@@ -283,23 +290,24 @@ ShapeResult softmax_cross_entropy(Types t, const Attrs&) {
   const TensorType& logits = t[0];
   const TensorType& labels = t[1];
   if (!is_float(logits.dtype) || logits.shape.rank() == 0) {
-    return fail("softmax_cross_entropy", fmt::format("logits must be float [..., classes], got {}", logits.to_string()));
+    return fail("softmax_cross_entropy",
+                fmt::format("logits must be float [..., classes], got {}", logits.to_string()));
   }
   if (!is_integer(labels.dtype)) {
     return fail("softmax_cross_entropy", fmt::format("labels must be integer class ids, got {}", labels.to_string()));
   }
   const Dim classes = logits.shape.dims.back();
   if (classes.is_batch() || classes.size < 1) {
-    return fail("softmax_cross_entropy", fmt::format("the class dimension of logits {} must be static and positive",
-                                                     logits.shape.to_string()));
+    return fail("softmax_cross_entropy",
+                fmt::format("the class dimension of logits {} must be static and positive", logits.shape.to_string()));
   }
   Shape expected = logits.shape;
   expected.dims.pop_back();
   if (labels.shape != expected) {
-    return fail("softmax_cross_entropy", fmt::format("labels {} must have the logits' shape {} without its class "
-                                                     "dimension, i.e. {}",
-                                                     labels.shape.to_string(), logits.shape.to_string(),
-                                                     expected.to_string()));
+    return fail("softmax_cross_entropy",
+                fmt::format("labels {} must have the logits' shape {} without its class "
+                            "dimension, i.e. {}",
+                            labels.shape.to_string(), logits.shape.to_string(), expected.to_string()));
   }
   return ShapeResult::ok({logits.dtype, expected});
 }
@@ -324,14 +332,30 @@ ShapeResult if_training(Types t, const Attrs&) {
 
 }  // namespace
 
-ShapeRule gather_rule() { return gather; }
-ShapeRule scatter_add_rule() { return scatter_add; }
-ShapeRule one_hot_rule() { return one_hot; }
-ShapeRule argmax_rule() { return argmax; }
-ShapeRule matmul_rule() { return matmul; }
-ShapeRule conv2d_rule() { return conv2d; }
-ShapeRule conv2d_grad_input_rule() { return conv2d_grad_input; }
-ShapeRule conv2d_grad_filter_rule() { return conv2d_grad_filter; }
+ShapeRule gather_rule() {
+  return gather;
+}
+ShapeRule scatter_add_rule() {
+  return scatter_add;
+}
+ShapeRule one_hot_rule() {
+  return one_hot;
+}
+ShapeRule argmax_rule() {
+  return argmax;
+}
+ShapeRule matmul_rule() {
+  return matmul;
+}
+ShapeRule conv2d_rule() {
+  return conv2d;
+}
+ShapeRule conv2d_grad_input_rule() {
+  return conv2d_grad_input;
+}
+ShapeRule conv2d_grad_filter_rule() {
+  return conv2d_grad_filter;
+}
 
 ShapeRule pool_rule(std::string_view op) {
   return [op](Types t, const Attrs& attrs) -> ShapeResult {
@@ -343,8 +367,12 @@ ShapeRule pool_rule(std::string_view op) {
   };
 }
 
-ShapeRule max_pool_grad_rule() { return max_pool_grad; }
-ShapeRule avg_pool_grad_rule() { return avg_pool_grad; }
+ShapeRule max_pool_grad_rule() {
+  return max_pool_grad;
+}
+ShapeRule avg_pool_grad_rule() {
+  return avg_pool_grad;
+}
 
 ShapeRule softmax_rule(std::string_view op) {
   return [op](Types t, const Attrs& attrs) -> ShapeResult {
@@ -356,8 +384,12 @@ ShapeRule softmax_rule(std::string_view op) {
   };
 }
 
-ShapeRule softmax_cross_entropy_rule() { return softmax_cross_entropy; }
-ShapeRule sigmoid_cross_entropy_rule() { return sigmoid_cross_entropy; }
+ShapeRule softmax_cross_entropy_rule() {
+  return softmax_cross_entropy;
+}
+ShapeRule sigmoid_cross_entropy_rule() {
+  return sigmoid_cross_entropy;
+}
 
 ShapeRule optimizer_rule(std::string_view op, std::vector<std::string_view> operand_names) {
   return [op, operand_names](Types t, const Attrs& attrs) -> ShapeResult {
@@ -365,16 +397,19 @@ ShapeRule optimizer_rule(std::string_view op, std::vector<std::string_view> oper
     if (!is_float(t[0].dtype)) return fail(op, fmt::format("param must be float, got {}", t[0].to_string()));
     for (std::size_t i = 1; i < t.size(); ++i) {
       if (t[i] != t[0]) {
-        return fail(op, fmt::format("{} has type {} but param has {}", operand_names[i], t[i].to_string(),
-                                    t[0].to_string()));
+        return fail(
+            op, fmt::format("{} has type {} but param has {}", operand_names[i], t[i].to_string(), t[0].to_string()));
       }
     }
     const AttrValue* lr = attrs.find("lr");
-    if (lr == nullptr || !std::holds_alternative<double>(*lr)) return ShapeResult::fail(missing_attr(op, "lr", "float"));
+    if (lr == nullptr || !std::holds_alternative<double>(*lr))
+      return ShapeResult::fail(missing_attr(op, "lr", "float"));
     return ShapeResult::ok(t[0]);
   };
 }
 
-ShapeRule if_training_rule() { return if_training; }
+ShapeRule if_training_rule() {
+  return if_training;
+}
 
 }  // namespace kiln::ir::rules

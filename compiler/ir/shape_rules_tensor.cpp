@@ -1,34 +1,38 @@
 // Shape rules of the general tensor ops: sources, random draws, elementwise math,
 // reductions and layout changes. Each rule checks its operands completely and words its
 // failure for the model author, since sema reports it at the `.kiln` call site.
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "compiler/ir/shape_rules.h"
 
 namespace kiln::ir::rules {
 namespace {
 
-std::string dtype_str(DType d) { return std::string(dtype_name(d)); }
+std::string dtype_str(DType d) {
+  return std::string(dtype_name(d));
+}
 
 // Reads the shape attribute `name` (-1 = batch), failing with a message when it is absent
 // (and required) or holds an invalid size.
-std::optional<Shape> read_shape(std::string_view op, const Attrs& attrs, std::string_view name,
-                                bool required, std::string& error) {
+std::optional<Shape> read_shape(std::string_view op, const Attrs& attrs, std::string_view name, bool required,
+                                std::string& error) {
   const auto ints = ints_attr(attrs, name);
   if (!ints) {
     if (required) error = missing_attr(op, name, "int list");
     return required ? std::nullopt : std::optional<Shape>(Shape{});
   }
   auto shape = shape_from_ints(*ints);
-  if (!shape) error = fmt::format("{}: invalid shape {} (sizes must be >= 0, or -1 for batch)", op, ints_to_string(*ints));
+  if (!shape)
+    error = fmt::format("{}: invalid shape {} (sizes must be >= 0, or -1 for batch)", op, ints_to_string(*ints));
   return shape;
 }
 
 std::optional<DType> read_dtype(std::string_view op, const Attrs& attrs, std::string& error) {
   auto dtype = dtype_attr(attrs, "dtype", "f32");
-  if (!dtype) error = fmt::format("{}: unknown dtype '{}' (expected f32, f64, i32, i64 or bool)", op, attrs.get_string("dtype"));
+  if (!dtype)
+    error = fmt::format("{}: unknown dtype '{}' (expected f32, f64, i32, i64 or bool)", op, attrs.get_string("dtype"));
   return dtype;
 }
 
@@ -60,8 +64,8 @@ ShapeResult constant(Types t, const Attrs& attrs) {
 ShapeResult assign_state(Types t, const Attrs&) {
   if (auto bad = check_arity("assign_state", t, 2)) return *bad;
   if (t[0] != t[1]) {
-    return fail("assign_state", fmt::format("value of type {} does not match state of type {}", t[1].to_string(),
-                                            t[0].to_string()));
+    return fail("assign_state",
+                fmt::format("value of type {} does not match state of type {}", t[1].to_string(), t[0].to_string()));
   }
   return ShapeResult::ok(t[0]);
 }
@@ -220,7 +224,9 @@ ShapeResult concat(Types t, const Attrs& attrs) {
 
 }  // namespace
 
-ShapeRule input_rule() { return input; }
+ShapeRule input_rule() {
+  return input;
+}
 
 ShapeRule init_rule(std::string_view op) {
   return [op](Types t, const Attrs& attrs) -> ShapeResult {
@@ -230,9 +236,13 @@ ShapeRule init_rule(std::string_view op) {
   };
 }
 
-ShapeRule constant_rule() { return constant; }
+ShapeRule constant_rule() {
+  return constant;
+}
 
-ShapeRule assign_state_rule() { return assign_state; }
+ShapeRule assign_state_rule() {
+  return assign_state;
+}
 
 ShapeRule random_rule(std::string_view op) {
   return [op](Types t, const Attrs& attrs) -> ShapeResult {
@@ -253,7 +263,9 @@ ShapeRule random_rule(std::string_view op) {
   };
 }
 
-ShapeRule random_like_rule() { return random_like; }
+ShapeRule random_like_rule() {
+  return random_like;
+}
 
 ShapeRule unary_rule(std::string_view op, bool allow_int) {
   return [op, allow_int](Types t, const Attrs&) -> ShapeResult {
@@ -266,7 +278,9 @@ ShapeRule unary_rule(std::string_view op, bool allow_int) {
   };
 }
 
-ShapeRule cast_rule() { return cast; }
+ShapeRule cast_rule() {
+  return cast;
+}
 
 ShapeRule binary_rule(std::string_view op) {
   return [op](Types t, const Attrs&) -> ShapeResult {
@@ -295,7 +309,9 @@ ShapeRule compare_rule(std::string_view op) {
   };
 }
 
-ShapeRule select_rule() { return select; }
+ShapeRule select_rule() {
+  return select;
+}
 
 ShapeRule reduce_rule(std::string_view op, bool float_only) {
   return [op, float_only](Types t, const Attrs& attrs) -> ShapeResult {
@@ -327,10 +343,20 @@ ShapeRule reduce_rule(std::string_view op, bool float_only) {
   };
 }
 
-ShapeRule reshape_rule() { return reshape; }
-ShapeRule transpose_rule() { return transpose; }
-ShapeRule broadcast_to_rule() { return broadcast_to; }
-ShapeRule slice_rule() { return slice; }
-ShapeRule concat_rule() { return concat; }
+ShapeRule reshape_rule() {
+  return reshape;
+}
+ShapeRule transpose_rule() {
+  return transpose;
+}
+ShapeRule broadcast_to_rule() {
+  return broadcast_to;
+}
+ShapeRule slice_rule() {
+  return slice;
+}
+ShapeRule concat_rule() {
+  return concat;
+}
 
 }  // namespace kiln::ir::rules

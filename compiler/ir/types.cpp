@@ -24,9 +24,13 @@ std::optional<DType> parse_dtype(std::string_view name) {
   return std::nullopt;
 }
 
-bool is_float(DType dtype) { return dtype == DType::kF32 || dtype == DType::kF64; }
+bool is_float(DType dtype) {
+  return dtype == DType::kF32 || dtype == DType::kF64;
+}
 
-bool is_integer(DType dtype) { return dtype == DType::kI32 || dtype == DType::kI64; }
+bool is_integer(DType dtype) {
+  return dtype == DType::kI32 || dtype == DType::kI64;
+}
 
 bool Shape::has_batch() const {
   for (const Dim& d : dims) {
@@ -54,6 +58,8 @@ std::string Shape::to_string() const {
   return out;
 }
 
-std::string TensorType::to_string() const { return std::string(dtype_name(dtype)) + shape.to_string(); }
+std::string TensorType::to_string() const {
+  return std::string(dtype_name(dtype)) + shape.to_string();
+}
 
 }  // namespace kiln::ir

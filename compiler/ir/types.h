@@ -12,7 +12,7 @@ namespace kiln::ir {
 
 enum class DType : std::uint8_t { kF32, kF64, kI32, kI64, kBool };
 
-std::string_view dtype_name(DType dtype);              // "f32", ...
+std::string_view dtype_name(DType dtype);  // "f32", ...
 std::optional<DType> parse_dtype(std::string_view name);
 bool is_float(DType dtype);
 bool is_integer(DType dtype);

@@ -1,9 +1,9 @@
 // Structural checks of a Graph against the op table. Every pass can run it on its
 // output, so it must describe every problem of a malformed graph without crashing on it.
+#include <fmt/format.h>
+
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "compiler/ir/graph.h"
 
@@ -193,6 +193,8 @@ class Verifier {
 
 }  // namespace
 
-std::vector<std::string> verify(const Graph& graph, const OpRegistry& ops) { return Verifier(graph, ops).run(); }
+std::vector<std::string> verify(const Graph& graph, const OpRegistry& ops) {
+  return Verifier(graph, ops).run();
+}
 
 }  // namespace kiln::ir

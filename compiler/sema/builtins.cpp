@@ -51,9 +51,12 @@ std::optional<double> fold_binary(const std::string& op, double a, double b) {
 bool Lowerer::to_attr(const ir::AttrSpec& spec, const Value& v, ir::AttrValue& out, std::string& why) {
   auto ints_of = [&](const Value& list, std::vector<std::int64_t>& dims) {
     for (const Value& item : list.items) {
-      if (item.kind == Value::Kind::kInt) dims.push_back(item.i);
-      else if (item.kind == Value::Kind::kBatch) dims.push_back(ir::Dim::kBatch);
-      else return false;
+      if (item.kind == Value::Kind::kInt)
+        dims.push_back(item.i);
+      else if (item.kind == Value::Kind::kBatch)
+        dims.push_back(ir::Dim::kBatch);
+      else
+        return false;
     }
     return true;
   };
@@ -216,9 +219,10 @@ Value Lowerer::call_builtin(const ir::OpInfo& op, const ast::Expr& call, std::ve
     if (operands.size() == 1) folded = fold_unary(name, operands[0].value.f);
     if (operands.size() == 2) folded = fold_binary(name, operands[0].value.f, operands[1].value.f);
     if (folded) {
-      bool ints = std::all_of(operands.begin(), operands.end(), [](const Arg& a) { return a.value.kind == Value::Kind::kInt; });
-      if (ints && std::floor(*folded) == *folded && name != "div" && name != "pow" && name != "sqrt" &&
-          name != "exp" && name != "log" && name != "tanh" && name != "sigmoid") {
+      bool ints =
+          std::all_of(operands.begin(), operands.end(), [](const Arg& a) { return a.value.kind == Value::Kind::kInt; });
+      if (ints && std::floor(*folded) == *folded && name != "div" && name != "pow" && name != "sqrt" && name != "exp" &&
+          name != "log" && name != "tanh" && name != "sigmoid") {
         return Value::of_int(static_cast<std::int64_t>(*folded), call.span);
       }
       return Value::of_float(*folded, call.span);
@@ -291,7 +295,8 @@ Value Lowerer::call_builtin(const ir::OpInfo& op, const ast::Expr& call, std::ve
       continue;
     }
     if (spec.required) {
-      error(call.span, name + " needs the argument '" + std::string(spec.name) + "' (" + attr_kind_name(spec.kind) + ")");
+      error(call.span,
+            name + " needs the argument '" + std::string(spec.name) + "' (" + attr_kind_name(spec.kind) + ")");
       return Value::error();
     }
   }

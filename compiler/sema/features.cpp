@@ -4,14 +4,14 @@
 // the set is returned only when none was an error.
 #include "compiler/sema/features.h"
 
-#include "compiler/sema/literals.h"
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <system_error>
+
+#include "compiler/sema/literals.h"
 
 namespace kiln::sema {
 namespace {
@@ -23,14 +23,14 @@ constexpr const char* kSourceHint = "write csv(\"file.csv\") or idx(images: \"..
 constexpr std::size_t kMaxHeaderBytes = 1u << 20;
 
 const std::vector<std::string>& transform_names() {
-  static const std::vector<std::string> names = {"fill",      "standardize", "min_max", "log1p",
-                                                 "clip",      "scale",       "bucketize", "one_hot",
-                                                 "index",     "passthrough"};
+  static const std::vector<std::string> names = {"fill",  "standardize", "min_max", "log1p", "clip",
+                                                 "scale", "bucketize",   "one_hot", "index", "passthrough"};
   return names;
 }
 
-Span cover(Span a, Span b) { return Span{a.file, std::min(a.begin, b.begin), std::max(a.end, b.end)}; }
-
+Span cover(Span a, Span b) {
+  return Span{a.file, std::min(a.begin, b.begin), std::max(a.end, b.end)};
+}
 
 std::string show(const SourceManager& sources, Span span) {
   std::string text(sources.text(span));
@@ -90,7 +90,9 @@ class ArgBinder {
   bool ok_ = true;
 };
 
-bool is_encoding(const std::string& name) { return name == "one_hot" || name == "index"; }
+bool is_encoding(const std::string& name) {
+  return name == "one_hot" || name == "index";
+}
 
 const char* kind_name(ColumnKind kind) {
   switch (kind) {
@@ -190,8 +192,8 @@ class ColumnChecker {
       auto [it, inserted] = seen.emplace(level.text, level.span);
       if (!inserted) {
         diags_.error(level.span, "duplicate level '" + level.text + "' in column '" + c.name + "'",
-                     "'" + level.text + "' is already level " + std::to_string(index_of(c, level.text)) +
-                         " (at " + sources_.location(it->second) + ")");
+                     "'" + level.text + "' is already level " + std::to_string(index_of(c, level.text)) + " (at " +
+                         sources_.location(it->second) + ")");
         continue;
       }
       col.levels.push_back(level.text);
@@ -224,8 +226,7 @@ class ColumnChecker {
       return;
     }
     if (c.levels.size() != 2 && c.levels.size() != 3) {
-      diags_.error(levels_span,
-                   "pixels takes 2 or 3 dimensions, got " + std::to_string(c.levels.size()),
+      diags_.error(levels_span, "pixels takes 2 or 3 dimensions, got " + std::to_string(c.levels.size()),
                    "write pixels[h, w] or pixels[h, w, c]");
       return;
     }
@@ -271,14 +272,14 @@ class ColumnChecker {
                      terminal->name + " must be the last transform of column '" + c.name + "'");
       }
       if (c.is_label && is_encoding(t.name)) {
-        diags_.error(name_span, "label '" + c.name + "' cannot be encoded with " + t.name,
-                     "a category label is fed to the loss as its class index; remove '-> " +
-                         show(sources_, t.span) + "'");
+        diags_.error(
+            name_span, "label '" + c.name + "' cannot be encoded with " + t.name,
+            "a category label is fed to the loss as its class index; remove '-> " + show(sources_, t.span) + "'");
         continue;
       }
       if (!transform_fits(t.name, col.kind)) {
-        diags_.error(name_span, t.name + " does not apply to " + std::string(kind_name(col.kind)) + " column '" +
-                                    c.name + "'",
+        diags_.error(name_span,
+                     t.name + " does not apply to " + std::string(kind_name(col.kind)) + " column '" + c.name + "'",
                      misfit_hint(t.name, col.kind));
         continue;
       }
@@ -329,9 +330,9 @@ class ColumnChecker {
       std::optional<Number> hi = number_arg(args, 1, "the upper bound of clip");
       if (!lo || !hi) return std::nullopt;
       if (!(lo->value < hi->value)) {
-        diags_.error(cover(value_span(args, 0), value_span(args, 1)),
-                     "clip needs lo < hi, got clip(" + show(sources_, value_span(args, 0)) + ", " +
-                         show(sources_, value_span(args, 1)) + ")");
+        diags_.error(cover(value_span(args, 0), value_span(args, 1)), "clip needs lo < hi, got clip(" +
+                                                                          show(sources_, value_span(args, 0)) + ", " +
+                                                                          show(sources_, value_span(args, 1)) + ")");
         return std::nullopt;
       }
       spec.low = lo->value;
@@ -421,8 +422,8 @@ class ColumnChecker {
         return std::nullopt;
       }
       if (col.kind != ColumnKind::kNumber) {
-        diags_.error(value.span, "fill(" + value.text + ") needs a number column; '" + col.name + "' is a " +
-                                     kind_name(col.kind),
+        diags_.error(value.span,
+                     "fill(" + value.text + ") needs a number column; '" + col.name + "' is a " + kind_name(col.kind),
                      "fill a category with a level: fill(constant: \"unknown\")");
         return std::nullopt;
       }
@@ -447,8 +448,9 @@ class ColumnChecker {
     }
     std::optional<Number> n = fold_number(file_, arg.value);
     if (!n || !std::isfinite(n->value)) {
-      diags_.error(value.span, "the fill value of number column '" + col.name + "' must be a number, not '" +
-                                   show(sources_, value.span) + "'",
+      diags_.error(value.span,
+                   "the fill value of number column '" + col.name + "' must be a number, not '" +
+                       show(sources_, value.span) + "'",
                    usage);
       return std::nullopt;
     }
@@ -486,8 +488,8 @@ class ColumnChecker {
       }
       if (!spec.edges.empty() && !(n->value > spec.edges.back())) {
         diags_.error(item.span,
-                     "bucket edges must be strictly increasing: " + show(sources_, item.span) +
-                         " does not follow " + show(sources_, file_.expr(list.args[i - 1].value).span),
+                     "bucket edges must be strictly increasing: " + show(sources_, item.span) + " does not follow " +
+                         show(sources_, file_.expr(list.args[i - 1].value).span),
                      usage);
         ok = false;
       }
@@ -618,8 +620,7 @@ std::optional<ResolvedSource> check_source(const ast::File& file, const ast::Fea
     for (const char* name : {"images", "labels"}) {
       // After a misspelt or positional argument, "missing" would only repeat that error.
       if (ok && !(std::string(name) == "images" ? images : labels)) {
-        diags.error(call.span, std::string("idx needs '") + name + "'",
-                    "write idx(images: \"...\", labels: \"...\")");
+        diags.error(call.span, std::string("idx needs '") + name + "'", "write idx(images: \"...\", labels: \"...\")");
         ok = false;
       }
     }
@@ -694,7 +695,8 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
   }
   std::optional<std::string> line = read_first_line(src.csv);
   if (!line) {
-    diags.warning(src.csv_span, "data file '" + src.csv_written + "' cannot be read; columns are not checked against it");
+    diags.warning(src.csv_span,
+                  "data file '" + src.csv_written + "' cannot be read; columns are not checked against it");
     return;
   }
   std::vector<std::string> header = split_header(*line);

@@ -21,12 +21,12 @@ enum class ColumnKind : std::uint8_t { kNumber, kCategory, kPixels };
 struct TransformSpec {
   std::string name;  // fill, standardize, min_max, log1p, clip, scale, bucketize, one_hot, index, passthrough
   // Resolved arguments; which are used depends on name.
-  std::string fill_mode;             // fill: "mean" | "median" | "constant"
-  double constant = 0;               // fill(constant: v), scale(f)
-  std::string constant_text;         // fill(constant: "x") on a category column
-  double low = 0, high = 0;          // clip(lo, hi)
-  std::vector<double> edges;         // bucketize([...])
-  std::int64_t levels = 0;           // one_hot(levels: N), index(levels: N)
+  std::string fill_mode;      // fill: "mean" | "median" | "constant"
+  double constant = 0;        // fill(constant: v), scale(f)
+  std::string constant_text;  // fill(constant: "x") on a category column
+  double low = 0, high = 0;   // clip(lo, hi)
+  std::vector<double> edges;  // bucketize([...])
+  std::int64_t levels = 0;    // one_hot(levels: N), index(levels: N)
   Span span;
 };
 
@@ -35,12 +35,12 @@ struct FeatureColumn {
   Span span;
   ColumnKind kind = ColumnKind::kNumber;
   bool is_label = false;
-  std::vector<std::string> levels;       // category[a, b, c] (in order); empty otherwise
-  std::int64_t class_count = 0;          // category[N] or the number of listed levels
-  std::vector<std::int64_t> pixel_shape; // pixels[h, w] or pixels[h, w, c]
+  std::vector<std::string> levels;        // category[a, b, c] (in order); empty otherwise
+  std::int64_t class_count = 0;           // category[N] or the number of listed levels
+  std::vector<std::int64_t> pixel_shape;  // pixels[h, w] or pixels[h, w, c]
   std::vector<TransformSpec> transforms;
-  bool is_index = false;                 // ends in index(levels: N): its own i32 input
-  std::int64_t width = 0;                // floats contributed to the feature-set input (0 for labels and index columns)
+  bool is_index = false;   // ends in index(levels: N): its own i32 input
+  std::int64_t width = 0;  // floats contributed to the feature-set input (0 for labels and index columns)
 };
 
 enum class SourceKind : std::uint8_t { kCsv, kIdx };
@@ -49,8 +49,8 @@ struct FeatureSet {
   std::string name;
   Span span;
   SourceKind source = SourceKind::kCsv;
-  std::filesystem::path csv_path;     // csv("...") resolved against the .kiln file's folder
-  std::filesystem::path idx_images;   // idx(images: ..., labels: ...)
+  std::filesystem::path csv_path;    // csv("...") resolved against the .kiln file's folder
+  std::filesystem::path idx_images;  // idx(images: ..., labels: ...)
   std::filesystem::path idx_labels;
   std::vector<FeatureColumn> columns;
 
@@ -69,7 +69,7 @@ struct FeatureSet {
 // the file that declares it. When a csv source exists, its header row is read and every
 // declared column must be in it (a missing file is a warning: check does not need data).
 std::optional<FeatureSet> check_features(const ast::File& file, const ast::FeaturesDecl& decl,
-                                         const std::filesystem::path& base_dir,
-                                         const SourceManager& sources, Diagnostics& diags);
+                                         const std::filesystem::path& base_dir, const SourceManager& sources,
+                                         Diagnostics& diags);
 
 }  // namespace kiln::sema

@@ -8,7 +8,9 @@
 namespace kiln::sema::detail {
 namespace {
 
-std::string pattern_text(const ast::TypeExpr& t) { return ast::type_text(t); }
+std::string pattern_text(const ast::TypeExpr& t) {
+  return ast::type_text(t);
+}
 
 // "nn.dense(x: f32[..., n], units: int, bias: bool = true)", for hints.
 std::string signature_text(const std::string& display, const ast::LayerDecl& layer) {
@@ -43,8 +45,9 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       if (positional >= layer.args.size()) {
         std::size_t given = static_cast<std::size_t>(
             std::count_if(args.begin(), args.end(), [](const Arg& x) { return x.name.empty(); }));
-        error(a.span, display + " takes " + std::to_string(layer.args.size()) + " argument" +
-                          (layer.args.size() == 1 ? "" : "s") + ", but " + std::to_string(given) + " were given",
+        error(a.span,
+              display + " takes " + std::to_string(layer.args.size()) + " argument" +
+                  (layer.args.size() == 1 ? "" : "s") + ", but " + std::to_string(given) + " were given",
               "its signature is " + signature_text(display, layer));
         ok = false;
         break;
@@ -52,8 +55,8 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       bound[positional++] = &a;
       continue;
     }
-    auto it = std::find_if(layer.args.begin(), layer.args.end(),
-                           [&](const ast::LayerArg& la) { return la.name == a.name; });
+    auto it =
+        std::find_if(layer.args.begin(), layer.args.end(), [&](const ast::LayerArg& la) { return la.name == a.name; });
     if (it == layer.args.end()) {
       std::vector<std::string> names;
       for (const ast::LayerArg& la : layer.args) names.push_back(la.name);
@@ -112,8 +115,9 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       }
       if (is_tensor) {
         if (!v.is_tensor()) {
-          error(where, "argument '" + la.name + "' of " + display + " must be a tensor " + pattern_text(la.type) +
-                           ", not " + describe_value(v, graph_),
+          error(where,
+                "argument '" + la.name + "' of " + display + " must be a tensor " + pattern_text(la.type) + ", not " +
+                    describe_value(v, graph_),
                 "arguments are matched by position, then by name: " + signature_text(display, layer));
           ok = false;
           continue;
@@ -122,8 +126,9 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
         const ir::TensorType& actual = graph_.node(v.tensor).type;
         // Symbols bound by earlier tensor arguments live in callee.env as ints/batch.
         if (!match_tensor_pattern(la.type, actual, callee.env, bindings, why)) {
-          error(where, "argument '" + la.name + "' of " + display + " expects " + pattern_text(la.type) +
-                           ", but got " + actual.to_string() + ": " + why,
+          error(where,
+                "argument '" + la.name + "' of " + display + " expects " + pattern_text(la.type) + ", but got " +
+                    actual.to_string() + ": " + why,
                 "'" + la.name + "' is declared at " + c_.sources.location(la.name_span));
           ok = false;
           continue;
@@ -138,9 +143,8 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
       }
       // Attribute arguments.
       const std::string& t = la.type.name;
-      bool good = (t == "int" && v.kind == Value::Kind::kInt) ||
-                  (t == "float" && v.is_number()) || (t == "bool" && v.kind == Value::Kind::kBool) ||
-                  (t == "string" && v.kind == Value::Kind::kString) ||
+      bool good = (t == "int" && v.kind == Value::Kind::kInt) || (t == "float" && v.is_number()) ||
+                  (t == "bool" && v.kind == Value::Kind::kBool) || (t == "string" && v.kind == Value::Kind::kString) ||
                   (t == "shape" && v.kind == Value::Kind::kList &&
                    std::all_of(v.items.begin(), v.items.end(), [](const Value& d) {
                      return d.kind == Value::Kind::kInt || d.kind == Value::Kind::kBatch;
@@ -152,8 +156,9 @@ Value Lowerer::call_layer(const Module& module, const ast::LayerDecl& layer, con
         continue;
       }
       if (!good) {
-        error(where, "argument '" + la.name + "' of " + display + " must be " + (t == "int" ? "an " : "a ") + t +
-                         ", not " + describe_value(v, graph_),
+        error(where,
+              "argument '" + la.name + "' of " + display + " must be " + (t == "int" ? "an " : "a ") + t + ", not " +
+                  describe_value(v, graph_),
               v.is_tensor() ? "arguments are matched by position, then by name: " + signature_text(display, layer)
                             : std::string());
         ok = false;

@@ -82,7 +82,8 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
           error(st.name_spans[0], "duplicate output '" + st.names[0] + "'",
                 "the first is at " + c_.sources.location(declared[st.names[0]]));
         } else if (v.kind == Value::Kind::kTuple) {
-          error(st.span, "an output is one tensor, but this expression gives " + std::to_string(v.items.size()) + " values",
+          error(st.span,
+                "an output is one tensor, but this expression gives " + std::to_string(v.items.size()) + " values",
                 "bind them first: a, b = ..., then output each");
         } else if (!v.is_error() && !v.is_tensor()) {
           error(c_.root->ast.expr(st.values[0]).span, "an output must be a tensor, not " + describe_value(v, graph_));
@@ -98,9 +99,7 @@ Lowerer::ModelResult Lowerer::lower_model(const Module& module, const ast::Model
       case ast::StmtKind::kReturn:
         error(st.span, "'return' is only allowed in a layer", "a model names its results with 'output NAME = ...'");
         break;
-      default:
-        run_statement(st, s);
-        break;
+      default: run_statement(st, s); break;
     }
   }
   bool clean = c_.diags.error_count() == errors_before;  // "no output" after an error is noise
@@ -162,8 +161,8 @@ std::optional<ir::TensorType> Lowerer::input_type(const ast::Stmt& st, Scope& s,
   return set->column_type(t.member);
 }
 
-bool Lowerer::lower_loss(const Module& module, const ModelResult& model, const FeatureSet& data,
-                         ast::ExprId loss, Span loss_span) {
+bool Lowerer::lower_loss(const Module& module, const ModelResult& model, const FeatureSet& data, ast::ExprId loss,
+                         Span loss_span) {
   frames_.push_back(std::make_unique<NameFrame>());
   Scope s;
   s.module = &module;
@@ -232,14 +231,12 @@ void Lowerer::run_statement(const ast::Stmt& st, Scope& s) {
   switch (st.kind) {
     case ast::StmtKind::kInput:
     case ast::StmtKind::kOutput:
-      error(st.span, std::string("'") + (st.kind == ast::StmtKind::kInput ? "input" : "output") +
-                         "' is only allowed in a model",
+      error(st.span,
+            std::string("'") + (st.kind == ast::StmtKind::kInput ? "input" : "output") + "' is only allowed in a model",
             "a layer takes arguments and returns values");
       return;
     case ast::StmtKind::kParam:
-    case ast::StmtKind::kState:
-      declare_param(st, s, st.kind == ast::StmtKind::kState);
-      return;
+    case ast::StmtKind::kState: declare_param(st, s, st.kind == ast::StmtKind::kState); return;
     case ast::StmtKind::kUpdate: {
       const std::string& name = st.names[0];
       if (!s.states.count(name)) {
@@ -322,9 +319,7 @@ std::optional<ir::TensorType> Lowerer::static_type(const ast::TypeExpr& type, Sc
   out.dtype = *ir::parse_dtype(type.dtype);
   for (const ast::DimPattern& d : type.dims) {
     switch (d.kind) {
-      case ast::DimPattern::Kind::kInt:
-        out.shape.dims.push_back(ir::Dim::of(d.value));
-        break;
+      case ast::DimPattern::Kind::kInt: out.shape.dims.push_back(ir::Dim::of(d.value)); break;
       case ast::DimPattern::Kind::kEllipsis:
         error(d.span, "'...' is only allowed in the argument patterns of a layer",
               "write every dimension of this type");
@@ -343,8 +338,9 @@ std::optional<ir::TensorType> Lowerer::static_type(const ast::TypeExpr& type, Sc
         } else if ((it != s.env.end() && it->second.kind == Value::Kind::kBatch) ||
                    (it == s.env.end() && d.name == "batch")) {
           if (!allow_batch) {
-            error(d.span, "this shape would depend on the batch dimension" +
-                              (d.name == "batch" ? std::string() : " ('" + d.name + "' is bound to batch)"),
+            error(d.span,
+                  "this shape would depend on the batch dimension" +
+                      (d.name == "batch" ? std::string() : " ('" + d.name + "' is bound to batch)"),
                   "parameters and states have static shapes; take sizes from non-batch dimensions");
             return std::nullopt;
           }
@@ -442,10 +438,8 @@ Value Lowerer::eval(ast::ExprId id, Scope& s) {
   switch (e.kind) {
     case ast::ExprKind::kNumber:
       return e.is_integer ? Value::of_int(e.integer, e.span) : Value::of_float(e.number, e.span);
-    case ast::ExprKind::kString:
-      return Value::of_string(e.text, e.span);
-    case ast::ExprKind::kBool:
-      return Value::of_bool(e.boolean, e.span);
+    case ast::ExprKind::kString: return Value::of_string(e.text, e.span);
+    case ast::ExprKind::kBool: return Value::of_bool(e.boolean, e.span);
     case ast::ExprKind::kList: {
       Value v;
       v.kind = Value::Kind::kList;
@@ -487,12 +481,9 @@ Value Lowerer::eval(ast::ExprId id, Scope& s) {
     case ast::ExprKind::kMember:
       error(e.span, "'.' only names a module's layer in a call", "write 'module.layer(...)'");
       return Value::error();
-    case ast::ExprKind::kCall:
-      return eval_call(e, s);
-    case ast::ExprKind::kUnary:
-      return eval_unary(e, s);
-    case ast::ExprKind::kBinary:
-      return eval_binary(e, s);
+    case ast::ExprKind::kCall: return eval_call(e, s);
+    case ast::ExprKind::kUnary: return eval_unary(e, s);
+    case ast::ExprKind::kBinary: return eval_binary(e, s);
   }
   return Value::error();
 }
@@ -552,8 +543,8 @@ Value Lowerer::eval_binary(const ast::Expr& e, Scope& s) {
     if (op == "!=") return Value::of_bool(a.f != b.f, e.span);
   }
   if (!a.is_tensor() && !b.is_tensor()) {
-    error(e.span, "operator '" + op + "' cannot combine " + describe_value(a, graph_) + " and " +
-                      describe_value(b, graph_));
+    error(e.span,
+          "operator '" + op + "' cannot combine " + describe_value(a, graph_) + " and " + describe_value(b, graph_));
     return Value::error();
   }
   const ir::OpInfo* info = ir::core_ops().find(op_for_operator(op));
@@ -573,7 +564,8 @@ Value Lowerer::eval_call(const ast::Expr& call, Scope& s) {
     Value v = eval(a.value, s);
     if (v.is_error()) poisoned = true;
     if (v.kind == Value::Kind::kTuple) {
-      error(file.expr(a.value).span, "this call gives " + std::to_string(v.items.size()) + " values; an argument is one",
+      error(file.expr(a.value).span,
+            "this call gives " + std::to_string(v.items.size()) + " values; an argument is one",
             "bind them first: a, b = ...");
       poisoned = true;
     }

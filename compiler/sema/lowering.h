@@ -30,8 +30,8 @@ class Lowerer {
 
   // Adds each label column of `data` as an input and lowers `loss` over the model's
   // outputs, inputs and those labels. Returns false after reporting an error.
-  bool lower_loss(const Module& module, const ModelResult& model, const FeatureSet& data,
-                  ast::ExprId loss, Span loss_span);
+  bool lower_loss(const Module& module, const ModelResult& model, const FeatureSet& data, ast::ExprId loss,
+                  Span loss_span);
 
  private:
   // Parameter paths are resolved lazily: a call's scope takes its name (h1, h1_2, ...)
@@ -50,9 +50,9 @@ class Lowerer {
     NameFrame* frame = nullptr;
     std::map<std::string, Value> env;
     std::set<std::string> states;
-    std::string stmt_base;  // the binding being evaluated (names layer calls inside it)
+    std::string stmt_base;                         // the binding being evaluated (names layer calls inside it)
     const std::vector<ast::Stmt>* body = nullptr;  // for "used before it is defined"
-    std::string unknown_name_hint;                  // what names exist here, for the loss
+    std::string unknown_name_hint;                 // what names exist here, for the loss
     bool returned = false;
     std::vector<Value> results;
   };
@@ -78,8 +78,8 @@ class Lowerer {
   Value eval_call(const ast::Expr& call, Scope& s);
   Value eval_unary(const ast::Expr& e, Scope& s);
   Value eval_binary(const ast::Expr& e, Scope& s);
-  Value call_layer(const Module& module, const ast::LayerDecl& layer, const ast::Expr& call,
-                   std::vector<Arg> args, Scope& caller);
+  Value call_layer(const Module& module, const ast::LayerDecl& layer, const ast::Expr& call, std::vector<Arg> args,
+                   Scope& caller);
   Value call_builtin(const ir::OpInfo& op, const ast::Expr& call, std::vector<Arg> args, Scope& s);
   Value emit(const std::string& op, std::vector<ir::ValueId> operands, ir::Attrs attrs, Span span,
              std::string name = {});

@@ -56,8 +56,7 @@ struct Loader {
     return text.str();
   }
 
-  Module* load(const fs::path& path, const std::string& name, std::optional<std::string> text,
-               Span import_span) {
+  Module* load(const fs::path& path, const std::string& name, std::optional<std::string> text, Span import_span) {
     std::string key = key_of(path);
     auto on_stack = std::find(in_progress.begin(), in_progress.end(), key);
     if (on_stack != in_progress.end()) {

@@ -52,7 +52,8 @@ struct NameChecker {
       auto it = m.namespaces.find(ns.text);
       if (it == m.namespaces.end()) {
         if (!m.incomplete && m.reported_unknown_modules.insert(ns.text).second) {
-          c.diags.error(ns.span, "unknown module '" + ns.text + "'", "add 'import " + ns.text + "' at the top of the file");
+          c.diags.error(ns.span, "unknown module '" + ns.text + "'",
+                        "add 'import " + ns.text + "' at the top of the file");
         }
         return false;
       }
@@ -93,15 +94,12 @@ struct NameChecker {
       case ast::ExprKind::kList:
         for (const ast::CallArg& a : e.args) check(a.value);
         break;
-      case ast::ExprKind::kUnary:
-        check(e.lhs);
-        break;
+      case ast::ExprKind::kUnary: check(e.lhs); break;
       case ast::ExprKind::kBinary:
         check(e.lhs);
         check(e.rhs);
         break;
-      default:
-        break;
+      default: break;
     }
   }
 
@@ -152,7 +150,8 @@ struct NameChecker {
         }
       }
       if (st.kind == ast::StmtKind::kUpdate && !defined.count(st.names[0])) {
-        c.diags.error(st.name_spans[0], "'update' needs a state declared in this layer: '" + st.names[0] + "' is not one");
+        c.diags.error(st.name_spans[0],
+                      "'update' needs a state declared in this layer: '" + st.names[0] + "' is not one");
         ok = false;
       }
       for (const std::string& n : st.names) defined.insert(n);

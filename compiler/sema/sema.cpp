@@ -130,8 +130,9 @@ void check_everything(Compilation& c, const SemaOptions& options) {
       const auto& r = results[t->model];
       for (const auto& [input, features] : r.input_features) {
         if (features != spec->data) {
-          c.diags.error(spec->data_span, "model '" + t->model + "' reads input '" + input + "' from features '" +
-                                             features + "', but this train block's data is '" + spec->data + "'",
+          c.diags.error(spec->data_span,
+                        "model '" + t->model + "' reads input '" + input + "' from features '" + features +
+                            "', but this train block's data is '" + spec->data + "'",
                         "train a model on the features block its inputs name");
         }
       }
@@ -168,9 +169,9 @@ void check_everything(Compilation& c, const SemaOptions& options) {
 
   for (const FeatureSet& f : c.features) {
     if (!used_features.count(f.name) && !c.diags.has_errors()) {
-      c.diags.warning(f.span, "features block '" + f.name + "' is never used",
-                      "a model input ('input x : " + f.name + "') or a train block ('data = " + f.name +
-                          "') would use it");
+      c.diags.warning(
+          f.span, "features block '" + f.name + "' is never used",
+          "a model input ('input x : " + f.name + "') or a train block ('data = " + f.name + "') would use it");
     }
   }
   (void)options;

@@ -45,7 +45,7 @@ struct Module {
   // An import of this module failed: names it would have brought are not reported again
   // as unknown (the import error says it all).
   bool incomplete = false;
-  bool parse_failed = false;  // the file has syntax errors
+  bool parse_failed = false;                               // the file has syntax errors
   mutable std::set<std::string> reported_unknown_modules;  // `x.f` with no `import x`: said once
 };
 
@@ -78,8 +78,7 @@ class Compilation {
   const FeatureSet* find_features(const std::string& name) const;
 };
 
-std::unique_ptr<Compilation> compile_file(const std::filesystem::path& path,
-                                          const SemaOptions& options = {});
+std::unique_ptr<Compilation> compile_file(const std::filesystem::path& path, const SemaOptions& options = {});
 // The same for text in memory (tests, fuzzing, benchmarks); imports of relative paths
 // resolve against the folder of `path`.
 std::unique_ptr<Compilation> compile_source(const std::filesystem::path& path, std::string text,

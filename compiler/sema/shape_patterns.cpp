@@ -9,7 +9,9 @@
 namespace kiln::sema::detail {
 namespace {
 
-std::string dim_text(const ir::Dim& d) { return d.is_batch() ? "batch" : std::to_string(d.size); }
+std::string dim_text(const ir::Dim& d) {
+  return d.is_batch() ? "batch" : std::to_string(d.size);
+}
 
 std::string dims_text(const std::vector<ir::Dim>& dims) {
   std::string s = "[";
@@ -27,10 +29,8 @@ bool match_dim(const ast::DimPattern& p, const ir::Dim& actual, std::size_t inde
     case ast::DimPattern::Kind::kInt:
       if (actual.is_batch() || actual.size != p.value) return fail(std::to_string(p.value));
       return true;
-    case ast::DimPattern::Kind::kEllipsis:
-      return true;
-    case ast::DimPattern::Kind::kSymbol:
-      break;
+    case ast::DimPattern::Kind::kEllipsis: return true;
+    case ast::DimPattern::Kind::kSymbol: break;
   }
   if (auto it = b.symbols.find(p.name); it != b.symbols.end()) {
     if (!(it->second == actual)) return fail(p.name + " = " + dim_text(it->second));
@@ -58,8 +58,7 @@ bool match_dim(const ast::DimPattern& p, const ir::Dim& actual, std::size_t inde
 }  // namespace
 
 bool match_tensor_pattern(const ast::TypeExpr& pattern, const ir::TensorType& actual,
-                          const std::map<std::string, Value>& known, PatternBindings& b,
-                          std::string& why) {
+                          const std::map<std::string, Value>& known, PatternBindings& b, std::string& why) {
   if (std::string(ir::dtype_name(actual.dtype)) != pattern.dtype) {
     why = "element type is " + std::string(ir::dtype_name(actual.dtype)) + ", expected " + pattern.dtype;
     return false;

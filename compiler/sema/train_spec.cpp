@@ -4,27 +4,26 @@
 // reported; a spec is returned only when none was an error.
 #include "compiler/sema/train_spec.h"
 
-#include "compiler/sema/literals.h"
-
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <set>
 
+#include "compiler/sema/literals.h"
+
 namespace kiln::sema {
 namespace {
 
 using ast::ExprKind;
 
-
 // Range checks for numeric fields and arguments; `what` names the value in messages.
 enum class Range : std::uint8_t {
-  kPositive,        // > 0
-  kNonNegative,     // >= 0
-  kOpenUnit,        // (0, 1)
-  kClosedUnit,      // [0, 1]
-  kHalfOpenUnit,    // [0, 1)
+  kPositive,      // > 0
+  kNonNegative,   // >= 0
+  kOpenUnit,      // (0, 1)
+  kClosedUnit,    // [0, 1]
+  kHalfOpenUnit,  // [0, 1)
 };
 
 bool in_range(double v, Range r) {
@@ -164,10 +163,10 @@ class Checker {
       } else {
         auto it = std::find(names.begin(), names.end(), arg.name);
         if (it == names.end()) {
-          diags_.error(at, out.kind + " has no argument '" + arg.name + "'",
-                       did_you_mean(arg.name, names,
-                                    names.empty() ? out.kind + " takes no arguments"
-                                                  : out.kind + " takes " + join(names)));
+          diags_.error(
+              at, out.kind + " has no argument '" + arg.name + "'",
+              did_you_mean(arg.name, names,
+                           names.empty() ? out.kind + " takes no arguments" : out.kind + " takes " + join(names)));
           ok = false;
           continue;
         }
@@ -338,17 +337,16 @@ std::optional<OptimizerSpec> check_optimizer(Checker& c, ast::ExprId id) {
 }  // namespace
 
 const std::vector<std::string>& known_metrics() {
-  static const std::vector<std::string> metrics = {"accuracy", "auc", "precision", "recall",
+  static const std::vector<std::string> metrics = {"accuracy", "auc",  "precision", "recall",
                                                    "f1",       "rmse", "mae",       "loss"};
   return metrics;
 }
 
-std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl& decl,
-                                     const SourceManager& sources, Diagnostics& diags) {
-  static const std::vector<std::string> kFields = {"data",    "loss",     "optimizer", "batch",
-                                                   "epochs",  "holdout",  "seed",      "metrics",
-                                                   "schedule", "early_stop", "clip_grad", "max_reject_share",
-                                                   "test"};
+std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl& decl, const SourceManager& sources,
+                                     Diagnostics& diags) {
+  static const std::vector<std::string> kFields = {
+      "data",    "loss",     "optimizer",  "batch",     "epochs",           "holdout", "seed",
+      "metrics", "schedule", "early_stop", "clip_grad", "max_reject_share", "test"};
   const std::size_t errors_before = diags.error_count();
   Checker c(file, sources, diags);
   TrainSpec spec;
@@ -431,7 +429,8 @@ std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl
       EarlyStopSpec es;
       es.span = b->span;
       if (b->values[0] == ast::kNoExpr) {
-        diags.error(b->span, "early_stop needs the metric it watches", "for example early_stop(metric: auc, patience: 5)");
+        diags.error(b->span, "early_stop needs the metric it watches",
+                    "for example early_stop(metric: auc, patience: 5)");
         continue;
       }
       std::optional<std::string> m = c.metric(b->values[0], "the metric of early_stop");
@@ -448,9 +447,9 @@ std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl
 
   for (const char* required : {"data", "loss", "optimizer"}) {
     if (seen.count(required) > 0) continue;
-    std::string example = std::string(required) == "data" ? "data = my_features"
+    std::string example = std::string(required) == "data"   ? "data = my_features"
                           : std::string(required) == "loss" ? "loss = losses.softmax_cross_entropy(logits, label)"
-                                                             : "optimizer = adam(lr: 1e-3)";
+                                                            : "optimizer = adam(lr: 1e-3)";
     diags.error(decl.model_span, "train block for '" + decl.model + "' has no '" + required + "' field",
                 "add: " + example);
   }

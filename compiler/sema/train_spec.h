@@ -54,7 +54,7 @@ struct TrainSpec {
   std::vector<std::string> metrics;
   ScheduleSpec schedule;
   std::optional<EarlyStopSpec> early_stop;
-  double clip_grad = 0;          // 0 = off
+  double clip_grad = 0;  // 0 = off
   double max_reject_share = 0.01;
 };
 
@@ -76,8 +76,8 @@ struct PromoteSpec {
 // The metric names Kiln knows (accuracy, auc, precision, recall, f1, rmse, mae, loss).
 const std::vector<std::string>& known_metrics();
 
-std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl& decl,
-                                     const SourceManager& sources, Diagnostics& diags);
+std::optional<TrainSpec> check_train(const ast::File& file, const ast::TrainDecl& decl, const SourceManager& sources,
+                                     Diagnostics& diags);
 std::optional<PromoteSpec> check_promote(const ast::File& file, const ast::PromoteDecl& decl,
                                          const SourceManager& sources, Diagnostics& diags);
 

@@ -23,9 +23,12 @@ std::string printable_line(std::string_view line) {
   std::string out;
   out.reserve(line.size());
   for (unsigned char c : line) {
-    if (c == '\t') out.push_back(' ');
-    else if (c < 0x20 || c == 0x7f) out.push_back('?');
-    else out.push_back(static_cast<char>(c));
+    if (c == '\t')
+      out.push_back(' ');
+    else if (c < 0x20 || c == 0x7f)
+      out.push_back('?');
+    else
+      out.push_back(static_cast<char>(c));
   }
   return out;
 }
@@ -98,8 +101,8 @@ std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources,
   const char* green = color ? "\x1b[1;32m" : "";
   const char* reset = color ? "\x1b[0m" : "";
   std::string out;
-  out += bold + sources.location(d.span) + ": " + reset + red + std::string(severity_name(d.severity)) +
-         ":" + reset + " " + bold + d.message + reset + "\n";
+  out += bold + sources.location(d.span) + ": " + reset + red + std::string(severity_name(d.severity)) + ":" + reset +
+         " " + bold + d.message + reset + "\n";
   if (d.span.valid() && d.span.file < sources.size()) {
     const SourceFile& file = sources.file(d.span.file);
     LineCol lc = file.line_col(d.span.begin);
@@ -118,7 +121,9 @@ std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources,
     constexpr std::size_t kWindow = 100;
     std::string prefix, suffix;
     if (raw.size() > kWindow + 20) {
-      auto is_continuation = [&](std::size_t i) { return i < raw.size() && (static_cast<unsigned char>(raw[i]) & 0xC0) == 0x80; };
+      auto is_continuation = [&](std::size_t i) {
+        return i < raw.size() && (static_cast<unsigned char>(raw[i]) & 0xC0) == 0x80;
+      };
       std::size_t from = col > kWindow / 2 ? col - kWindow / 2 : 0;
       while (from > 0 && is_continuation(from)) --from;
       std::size_t to = std::min(raw.size(), from + kWindow);
@@ -135,7 +140,8 @@ std::string render_diagnostic(const Diagnostic& d, const SourceManager& sources,
     std::size_t width = end_col > col ? display_width(std::string_view(raw).substr(col, end_col - col)) : 1;
     width = std::max<std::size_t>(1, width);
     out += " " + number + " | " + line + "\n";
-    out += " " + gutter + " | " + std::string(caret_col, ' ') + green + "^" + std::string(width - 1, '~') + reset + "\n";
+    out +=
+        " " + gutter + " | " + std::string(caret_col, ' ') + green + "^" + std::string(width - 1, '~') + reset + "\n";
   }
   if (!d.hint.empty()) out += "  hint: " + d.hint + "\n";
   for (const ExpansionStep& step : d.chain) {
@@ -151,9 +157,9 @@ std::string closest_match(const std::string& word, const std::vector<std::string
     std::string prefix_match;
     for (const std::string& c : candidates) {
       // "kernel_size" -> "kernel" (a suffix after '_'), not "fully_connected" -> "full".
-      bool related = (c.size() > word.size() && c.compare(0, word.size(), word) == 0) ||
-                     (word.size() > c.size() + 1 && c.size() >= 3 && word.compare(0, c.size(), c) == 0 &&
-                      word[c.size()] == '_');
+      bool related =
+          (c.size() > word.size() && c.compare(0, word.size(), word) == 0) ||
+          (word.size() > c.size() + 1 && c.size() >= 3 && word.compare(0, c.size(), c) == 0 && word[c.size()] == '_');
       if (related && (prefix_match.empty() || c.size() < prefix_match.size())) prefix_match = c;
     }
     if (!prefix_match.empty()) return prefix_match;

@@ -53,8 +53,7 @@ class Diagnostics {
   std::size_t dropped_ = 0;
 };
 
-std::string render_diagnostic(const Diagnostic& diagnostic, const SourceManager& sources,
-                              bool color = false);
+std::string render_diagnostic(const Diagnostic& diagnostic, const SourceManager& sources, bool color = false);
 
 // The closest candidate by edit distance, or "" when none is close enough
 // (for "did you mean ...?" hints).

@@ -3,8 +3,8 @@
 // append to the file's expression arena, so attributes stay small and copyable and every
 // node gets the span of the text it matched. Newlines are ordinary white space: every
 // statement starts with a keyword or a name, and no expression can be followed by one.
-#include <boost/spirit/home/x3.hpp>
 #include <algorithm>
+#include <boost/spirit/home/x3.hpp>
 #include <charconv>
 #include <cstring>
 #include <functional>
@@ -82,25 +82,27 @@ const auto skipper = x3::ascii::space | x3::lexeme['#' >> *(x3::char_ - x3::eol)
 const auto ident_char = x3::ascii::alnum | x3::char_('_');
 
 // keyword = the word, not followed by a name character
-auto kw(const char* word) { return x3::lexeme[x3::lit(word) >> !ident_char]; }
+auto kw(const char* word) {
+  return x3::lexeme[x3::lit(word) >> !ident_char];
+}
 
-const auto reserved = kw("import") | kw("layer") | kw("model") | kw("features") | kw("train") |
-                      kw("promote") | kw("input") | kw("output") | kw("param") | kw("state") |
-                      kw("update") | kw("return") | kw("true") | kw("false");
+const auto reserved = kw("import") | kw("layer") | kw("model") | kw("features") | kw("train") | kw("promote") |
+                      kw("input") | kw("output") | kw("param") | kw("state") | kw("update") | kw("return") |
+                      kw("true") | kw("false");
 
 // name = ( letter | "_" ) , { letter | digit | "_" } - keyword ;
 const x3::rule<class name_tag, NameTok> name = "a name";
-const auto name_def = located[(x3::raw[x3::lexeme[(x3::ascii::alpha | x3::char_('_')) >> *ident_char]] - reserved)[(
-        [](auto& ctx) {
-          auto r = x3::_attr(ctx);
-          x3::_val(ctx) = NameTok{std::string(r.begin(), r.end()), where(ctx)};
-        })]];
+const auto name_def =
+    located[(x3::raw[x3::lexeme[(x3::ascii::alpha | x3::char_('_')) >> *ident_char]] - reserved)[([](auto& ctx) {
+      auto r = x3::_attr(ctx);
+      x3::_val(ctx) = NameTok{std::string(r.begin(), r.end()), where(ctx)};
+    })]];
 
 // number = digits , [ "." , { digit } ] , [ ( "e" | "E" ) , [ "+" | "-" ] , digits ] ;
 const x3::rule<class number_tag, ast::ExprId> number = "a number";
-const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >> *x3::ascii::digit) >>
-                                           -(x3::char_("eE") >> -x3::char_("+-") >> +x3::ascii::digit)]]
-    [([](auto& ctx) {
+const auto number_def =
+    located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >> *x3::ascii::digit) >>
+                               -(x3::char_("eE") >> -x3::char_("+-") >> +x3::ascii::digit)]][([](auto& ctx) {
       auto r = x3::_attr(ctx);
       std::string text(r.begin(), r.end());
       ast::Expr e;
@@ -110,8 +112,9 @@ const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >>
       // `1e-`, `2x`, `1.5.2`: a number run straight into letters or dots is malformed.
       Iter after = x3::_where(ctx).begin();
       Iter stop = after;
-      while (stop < state(ctx).end && (std::isalnum(static_cast<unsigned char>(*stop)) || *stop == '_' || *stop == '.' ||
-                                       ((*stop == '+' || *stop == '-') && (stop[-1] == 'e' || stop[-1] == 'E')))) {
+      while (stop < state(ctx).end &&
+             (std::isalnum(static_cast<unsigned char>(*stop)) || *stop == '_' || *stop == '.' ||
+              ((*stop == '+' || *stop == '-') && (stop[-1] == 'e' || stop[-1] == 'E')))) {
         ++stop;
       }
       if (stop != after) {
@@ -123,8 +126,9 @@ const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >>
                             lookalike_hint(stop, state(ctx).end), stop + n};
         }
         throw SyntaxError{r.begin(), "malformed number '" + all + "'",
-                          all.find_first_of("eE") != std::string::npos ? "an exponent needs digits: 1e-3" :
-                          "numbers are written 12, 0.5 or 1e-3", stop};
+                          all.find_first_of("eE") != std::string::npos ? "an exponent needs digits: 1e-3"
+                                                                       : "numbers are written 12, 0.5 or 1e-3",
+                          stop};
       }
       e.is_integer = text.find_first_of(".eE") == std::string::npos;
       if (e.is_integer) {
@@ -143,9 +147,8 @@ const auto number_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> -('.' >>
 
 // string = '"' , { character - '"' - newline | "\" , escape } , '"' ;
 const x3::rule<class string_body_tag, std::string> string_body = "a string";
-const auto escape = x3::lit('\\') >
-                    (x3::lit('"') >> x3::attr('"') | x3::lit('\\') >> x3::attr('\\') |
-                     x3::lit('n') >> x3::attr('\n') | x3::lit('t') >> x3::attr('\t'));
+const auto escape = x3::lit('\\') > (x3::lit('"') >> x3::attr('"') | x3::lit('\\') >> x3::attr('\\') |
+                                     x3::lit('n') >> x3::attr('\n') | x3::lit('t') >> x3::attr('\t'));
 const x3::rule<class string_end_tag> string_end = "'\"' closing the string";
 const auto string_end_def = located[x3::lit('"')];
 const auto string_body_def = located[x3::lexeme['"' > *(escape | (x3::char_ - '"' - '\\' - x3::eol)) > string_end]];
@@ -163,15 +166,14 @@ const auto string_lit_def = located[string_body[([](auto& ctx) {
 const x3::rule<class bool_lit_tag, ast::ExprId> bool_lit = "true or false";
 const x3::rule<class bool_word_tag, bool> bool_word = "true or false";
 const auto bool_word_def = located[kw("true") >> x3::attr(true) | kw("false") >> x3::attr(false)];
-const auto bool_lit_def = located[bool_word[(
-    [](auto& ctx) {
-      ast::Expr e;
-      e.kind = ast::ExprKind::kBool;
-      e.span = where(ctx);
-      e.boolean = x3::_attr(ctx);
-      e.text = e.boolean ? "true" : "false";
-      x3::_val(ctx) = state(ctx).add(std::move(e));
-    })]];
+const auto bool_lit_def = located[bool_word[([](auto& ctx) {
+  ast::Expr e;
+  e.kind = ast::ExprKind::kBool;
+  e.span = where(ctx);
+  e.boolean = x3::_attr(ctx);
+  e.text = e.boolean ? "true" : "false";
+  x3::_val(ctx) = state(ctx).add(std::move(e));
+})]];
 
 // ---------------------------------------------------------------------------------------
 // Expressions
@@ -223,12 +225,14 @@ const auto paren_def = located['(' > expr > close_paren];
 const auto primary_def = located[number | string_lit | bool_lit | list | name_expr | paren];
 
 // call_arg = [ name , ":" ] , expr ;
-const auto call_arg_def = located[(name >> ':' >> expr)[([](auto& ctx) {
-                            auto& a = x3::_attr(ctx);
-                            x3::_val(ctx) = ast::CallArg{fusion::at_c<0>(a).text,
-                                                         fusion::at_c<0>(a).span, fusion::at_c<1>(a)};
-                          })] |
-                          expr[([](auto& ctx) { x3::_val(ctx) = ast::CallArg{"", {}, x3::_attr(ctx)}; })]];
+const auto call_arg_def =
+    located[(name >> ':' >> expr)[([](auto& ctx) {
+              auto& a = x3::_attr(ctx);
+              x3::_val(ctx) = ast::CallArg{fusion::at_c<0>(a).text, fusion::at_c<0>(a).span, fusion::at_c<1>(a)};
+            })] |
+            expr[([](auto& ctx) {
+              x3::_val(ctx) = ast::CallArg{"", {}, x3::_attr(ctx)};
+            })]];
 
 // call_args = "(" , [ call_arg , { "," , call_arg } , [ "," ] ] , ")" ;
 const auto call_args_def = located[('(' > -(call_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
@@ -236,29 +240,29 @@ const auto call_args_def = located[('(' > -(call_arg % ',') > -x3::lit(',') > cl
 })]];
 
 // postfix = primary , { call_args | "." , name } ;
-const auto postfix_def = located[primary[set_val] >>
-    *(call_args[([](auto& ctx) {
-        ParseState& st = state(ctx);
-        ast::Expr e;
-        e.kind = ast::ExprKind::kCall;
-        e.lhs = x3::_val(ctx);
-        e.span = st.join(st.expr(e.lhs).span, where(ctx));
-        e.args = x3::_attr(ctx);
-        x3::_val(ctx) = st.add(std::move(e));
-      })] |
-      ('.' > name)[([](auto& ctx) {
-        ParseState& st = state(ctx);
-        ast::Expr e;
-        e.kind = ast::ExprKind::kMember;
-        e.lhs = x3::_val(ctx);
-        e.span = st.join(st.expr(e.lhs).span, where(ctx));
-        e.text = x3::_attr(ctx).text;
-        x3::_val(ctx) = st.add(std::move(e));
-      })])];
+const auto postfix_def = located[primary[set_val] >> *(call_args[([](auto& ctx) {
+                                                         ParseState& st = state(ctx);
+                                                         ast::Expr e;
+                                                         e.kind = ast::ExprKind::kCall;
+                                                         e.lhs = x3::_val(ctx);
+                                                         e.span = st.join(st.expr(e.lhs).span, where(ctx));
+                                                         e.args = x3::_attr(ctx);
+                                                         x3::_val(ctx) = st.add(std::move(e));
+                                                       })] |
+                                                       ('.' > name)[([](auto& ctx) {
+                                                         ParseState& st = state(ctx);
+                                                         ast::Expr e;
+                                                         e.kind = ast::ExprKind::kMember;
+                                                         e.lhs = x3::_val(ctx);
+                                                         e.span = st.join(st.expr(e.lhs).span, where(ctx));
+                                                         e.text = x3::_attr(ctx).text;
+                                                         x3::_val(ctx) = st.add(std::move(e));
+                                                       })])];
 
 // unary = { "-" } , postfix ;      (a loop, not recursion: deep chains cannot overflow)
 const x3::rule<class minus_tag, Span> minus_tok = "'-'";
-const auto minus_tok_def = located[x3::raw[x3::lit('-') >> !x3::lit('>')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
+const auto minus_tok_def =
+    located[x3::raw[x3::lit('-') >> !x3::lit('>')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
 const auto unary_def = located[(*minus_tok >> postfix)[([](auto& ctx) {
   ParseState& st = state(ctx);
   auto& minuses = fusion::at_c<0>(x3::_attr(ctx));
@@ -286,32 +290,31 @@ auto make_binary = [](auto& ctx) {
   x3::_val(ctx) = st.add(std::move(e));
 };
 
-const auto as_string = [](auto p) {
-  return x3::rule<class op_tag, std::string>{"an operator"} = x3::raw[p];
-};
+const auto as_string = [](auto p) { return x3::rule<class op_tag, std::string>{"an operator"} = x3::raw[p]; };
 
 // multiplicative = unary , { ( "*" | "/" | "@" ) , unary } ;
 const auto multiplicative_def = located[unary[set_val] >> *((as_string(x3::char_("*/@")) > unary)[make_binary])];
 
 // additive = multiplicative , { ( "+" | "-" ) , multiplicative } ;
-const auto additive_def = located[multiplicative[set_val] >>
-    *((as_string(x3::char_('+') | (x3::char_('-') >> !x3::lit('>'))) > multiplicative)[make_binary])];
+const auto additive_def =
+    located[multiplicative[set_val] >>
+            *((as_string(x3::char_('+') | (x3::char_('-') >> !x3::lit('>'))) > multiplicative)[make_binary])];
 
 // comparison = additive , [ ( "<=" | ">=" | "==" | "!=" | "<" | ">" ) , additive ] ;
-const auto compare_op = as_string(x3::string("<=") | x3::string(">=") | x3::string("==") |
-                                  x3::string("!=") | x3::string("<") | x3::string(">"));
-const auto comparison_def = located[additive[set_val] >> -((compare_op > additive)[make_binary]) >>
-    -x3::raw[compare_op][([](auto& ctx) {
-      throw SyntaxError{x3::_attr(ctx).begin(), "comparisons do not chain",
-                        "write 'a < b' once; combine conditions in separate gates"};
-    })]];
+const auto compare_op = as_string(x3::string("<=") | x3::string(">=") | x3::string("==") | x3::string("!=") |
+                                  x3::string("<") | x3::string(">"));
+const auto comparison_def =
+    located[additive[set_val] >> -((compare_op > additive)[make_binary]) >> -x3::raw[compare_op][([](auto& ctx) {
+              throw SyntaxError{x3::_attr(ctx).begin(), "comparisons do not chain",
+                                "write 'a < b' once; combine conditions in separate gates"};
+            })]];
 
 // expr = comparison ;
 const auto expr_def = located[comparison];
 
 BOOST_SPIRIT_DEFINE(name, number, string_body, string_end, string_lit, bool_word, bool_lit, minus_tok, expr, primary,
-                    postfix, unary, multiplicative, additive, comparison, call_arg, call_args,
-                    close_paren, close_bracket, list, name_expr, paren)
+                    postfix, unary, multiplicative, additive, comparison, call_arg, call_args, close_paren,
+                    close_bracket, list, name_expr, paren)
 
 // ---------------------------------------------------------------------------------------
 // Types
@@ -319,68 +322,71 @@ BOOST_SPIRIT_DEFINE(name, number, string_body, string_end, string_lit, bool_word
 // dim = "..." | integer | name ;
 const x3::rule<class dim_tag, ast::DimPattern> dim = "a dimension (a size, a name, or '...')";
 const auto dim_def = located[x3::raw[x3::lexeme[+x3::ascii::digit >> '.' >> *x3::ascii::digit]][([](auto& ctx) {
-      auto r = x3::_attr(ctx);
-      throw SyntaxError{r.begin(), "a dimension must be a whole number, a name or '...', not " +
-                                       std::string(r.begin(), r.end()), "", r.end()};
-    })] |
-    x3::raw[x3::lit("...")][([](auto& ctx) {
-      ast::DimPattern d;
-      d.kind = ast::DimPattern::Kind::kEllipsis;
-      d.span = where(ctx);
-      x3::_val(ctx) = d;
-    })] |
-    x3::raw[x3::lexeme[+x3::ascii::digit >> !ident_char]][([](auto& ctx) {
-      ast::DimPattern d;
-      d.kind = ast::DimPattern::Kind::kInt;
-      d.span = where(ctx);
-      auto r = x3::_attr(ctx);
-      auto [p, ec] = std::from_chars(r.begin(), r.end(), d.value);
-      (void)p;
-      if (ec != std::errc()) throw SyntaxError{r.begin(), "dimension is out of range", ""};
-      x3::_val(ctx) = d;
-    })] |
-    name[([](auto& ctx) {
-      ast::DimPattern d;
-      d.kind = ast::DimPattern::Kind::kSymbol;
-      d.name = x3::_attr(ctx).text;
-      d.span = x3::_attr(ctx).span;
-      x3::_val(ctx) = d;
-    })]];
+                               auto r = x3::_attr(ctx);
+                               throw SyntaxError{r.begin(),
+                                                 "a dimension must be a whole number, a name or '...', not " +
+                                                     std::string(r.begin(), r.end()),
+                                                 "", r.end()};
+                             })] |
+                             x3::raw[x3::lit("...")][([](auto& ctx) {
+                               ast::DimPattern d;
+                               d.kind = ast::DimPattern::Kind::kEllipsis;
+                               d.span = where(ctx);
+                               x3::_val(ctx) = d;
+                             })] |
+                             x3::raw[x3::lexeme[+x3::ascii::digit >> !ident_char]][([](auto& ctx) {
+                               ast::DimPattern d;
+                               d.kind = ast::DimPattern::Kind::kInt;
+                               d.span = where(ctx);
+                               auto r = x3::_attr(ctx);
+                               auto [p, ec] = std::from_chars(r.begin(), r.end(), d.value);
+                               (void)p;
+                               if (ec != std::errc()) throw SyntaxError{r.begin(), "dimension is out of range", ""};
+                               x3::_val(ctx) = d;
+                             })] |
+                             name[([](auto& ctx) {
+                               ast::DimPattern d;
+                               d.kind = ast::DimPattern::Kind::kSymbol;
+                               d.name = x3::_attr(ctx).text;
+                               d.span = x3::_attr(ctx).span;
+                               x3::_val(ctx) = d;
+                             })]];
 
 const x3::rule<class dtype_tag, std::string> dtype_word = "an element type";
 const auto dtype_word_def = located[x3::lexeme[(x3::string("f32") | x3::string("f64") | x3::string("i32") |
-                                    x3::string("i64") | x3::string("bool")) >>
-                                   !ident_char]];
+                                                x3::string("i64") | x3::string("bool")) >>
+                                               !ident_char]];
 
 // type = dtype , "[" , [ dim , { "," , dim } ] , "]" | name , [ "." , name ] ;
 const x3::rule<class type_tag, ast::TypeExpr> type_expr =
     "a type (a tensor type such as f32[batch, 10], or int, float, bool, string, shape, or a "
     "feature set)";
 const auto type_expr_def = located[((dtype_word >> '[') > -(dim % ',') > close_bracket)[([](auto& ctx) {
-      ast::TypeExpr t;
-      auto& a = x3::_attr(ctx);
-      t.is_tensor = true;
-      t.span = where(ctx);
-      t.dtype = fusion::at_c<0>(a);
-      if (fusion::at_c<1>(a)) t.dims = *fusion::at_c<1>(a);
-      x3::_val(ctx) = t;
-    })] |
-    x3::raw[name >> &x3::lit('[')][([](auto& ctx) {
-      auto r = x3::_attr(ctx);
-      std::string word(r.begin(), r.end());
-      std::string near = closest_match(word, {"f32", "f64", "i32", "i64", "bool"});
-      throw SyntaxError{r.begin(), "unknown element type '" + word + "'",
-                        near.empty() ? "element types are f32, f64, i32, i64 and bool" : "did you mean '" + near + "'?",
-                        r.end()};
-    })] |
-    (name >> -('.' > name))[([](auto& ctx) {
-      ast::TypeExpr t;
-      auto& a = x3::_attr(ctx);
-      t.name = fusion::at_c<0>(a).text;
-      t.span = where(ctx);
-      if (fusion::at_c<1>(a)) t.member = fusion::at_c<1>(a)->text;
-      x3::_val(ctx) = t;
-    })]];
+                                     ast::TypeExpr t;
+                                     auto& a = x3::_attr(ctx);
+                                     t.is_tensor = true;
+                                     t.span = where(ctx);
+                                     t.dtype = fusion::at_c<0>(a);
+                                     if (fusion::at_c<1>(a)) t.dims = *fusion::at_c<1>(a);
+                                     x3::_val(ctx) = t;
+                                   })] |
+                                   x3::raw[name >> &x3::lit('[')][([](auto& ctx) {
+                                     auto r = x3::_attr(ctx);
+                                     std::string word(r.begin(), r.end());
+                                     std::string near = closest_match(word, {"f32", "f64", "i32", "i64", "bool"});
+                                     throw SyntaxError{r.begin(), "unknown element type '" + word + "'",
+                                                       near.empty() ? "element types are f32, f64, i32, i64 and bool"
+                                                                    : "did you mean '" + near + "'?",
+                                                       r.end()};
+                                   })] |
+                                   (name >> -('.' > name))[([](auto& ctx) {
+                                     ast::TypeExpr t;
+                                     auto& a = x3::_attr(ctx);
+                                     t.name = fusion::at_c<0>(a).text;
+                                     t.span = where(ctx);
+                                     if (fusion::at_c<1>(a)) t.member = fusion::at_c<1>(a)->text;
+                                     x3::_val(ctx) = t;
+                                   })]];
 
 BOOST_SPIRIT_DEFINE(dim, dtype_word, type_expr)
 
@@ -442,11 +448,13 @@ const auto output_decl_def = located[(kw("output") > name > equals > expr)[make_
 
 // param_decl = "param" , name , ":" , type , "=" , expr ;
 const x3::rule<class param_tag, ast::Stmt> param_decl = "a param declaration";
-const auto param_decl_def = located[(kw("param") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kParam>()]];
+const auto param_decl_def =
+    located[(kw("param") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kParam>()]];
 
 // state_decl = "state" , name , ":" , type , "=" , expr ;
 const x3::rule<class state_decl_tag, ast::Stmt> state_decl = "a state declaration";
-const auto state_decl_def = located[(kw("state") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kState>()]];
+const auto state_decl_def =
+    located[(kw("state") > name > colon > type_expr > equals > expr)[make_stmt<ast::StmtKind::kState>()]];
 
 // update_stmt = "update" , name , "=" , expr ;
 const x3::rule<class update_tag, ast::Stmt> update_stmt = "an update statement";
@@ -463,8 +471,9 @@ const auto binding_def = located[((name % ',') > equals > expr)[make_stmt<ast::S
 // stmt = ( input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt
 //        | binding ) , [ ";" ] ;
 const x3::rule<class stmt_tag, ast::Stmt> stmt = "a statement";
-const auto stmt_def = located[(input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt | binding) >>
-    -x3::lit(';')];
+const auto stmt_def =
+    located[(input_decl | output_decl | param_decl | state_decl | update_stmt | return_stmt | binding) >>
+            -x3::lit(';')];
 
 // block = "{" , { stmt } , "}" ;
 const x3::rule<class block_end_tag, Span> block_end = "a statement or '}'";
@@ -475,8 +484,8 @@ const auto block_def = located[(x3::lit('{') > *stmt > block_end)[([](auto& ctx)
   x3::_val(ctx) = BlockTok{fusion::at_c<0>(a), fusion::at_c<1>(a)};
 })]];
 
-BOOST_SPIRIT_DEFINE(equals, colon, input_decl, output_decl, param_decl, state_decl, update_stmt,
-                    return_stmt, binding, stmt, block_end, block)
+BOOST_SPIRIT_DEFINE(equals, colon, input_decl, output_decl, param_decl, state_decl, update_stmt, return_stmt, binding,
+                    stmt, block_end, block)
 
 // ---------------------------------------------------------------------------------------
 // Declarations
@@ -484,33 +493,34 @@ BOOST_SPIRIT_DEFINE(equals, colon, input_decl, output_decl, param_decl, state_de
 // import = "import" , ( dotted_name | string ) , [ "as" , name ] ;
 // dotted_name = name , { "." , name } ;
 const x3::rule<class import_target_tag, NameTok> import_target = "a module name or a quoted path";
-const auto import_target_def = located[x3::raw[string_body][([](auto& ctx) {
-      // Keep the quotes out of the target but the span over the whole literal.
-      auto r = x3::_attr(ctx);
-      std::string unquoted;
-      ParseState& st = state(ctx);
-      Span span = where(ctx);
-      ast::File scratch;
-      (void)scratch;
-      std::string_view raw(r.begin(), static_cast<std::size_t>(r.end() - r.begin()));
-      for (std::size_t i = 1; i + 1 < raw.size(); ++i) {
-        if (raw[i] == '\\' && i + 2 < raw.size()) {
-          ++i;
-          unquoted.push_back(raw[i] == 'n' ? '\n' : raw[i] == 't' ? '\t' : raw[i]);
-        } else {
-          unquoted.push_back(raw[i]);
-        }
-      }
-      (void)st;
-      x3::_val(ctx) = NameTok{"\"" + unquoted, span};  // leading quote marks a path
-    })] |
-    (name % '.')[([](auto& ctx) {
-      // Joined from the name tokens: white space or comments between them are not part of it.
-      const std::vector<NameTok>& parts = x3::_attr(ctx);
-      std::string text;
-      for (const NameTok& part : parts) text += (text.empty() ? "" : ".") + part.text;
-      x3::_val(ctx) = NameTok{text, state(ctx).join(parts.front().span, parts.back().span)};
-    })]];
+const auto import_target_def =
+    located[x3::raw[string_body][([](auto& ctx) {
+              // Keep the quotes out of the target but the span over the whole literal.
+              auto r = x3::_attr(ctx);
+              std::string unquoted;
+              ParseState& st = state(ctx);
+              Span span = where(ctx);
+              ast::File scratch;
+              (void)scratch;
+              std::string_view raw(r.begin(), static_cast<std::size_t>(r.end() - r.begin()));
+              for (std::size_t i = 1; i + 1 < raw.size(); ++i) {
+                if (raw[i] == '\\' && i + 2 < raw.size()) {
+                  ++i;
+                  unquoted.push_back(raw[i] == 'n' ? '\n' : raw[i] == 't' ? '\t' : raw[i]);
+                } else {
+                  unquoted.push_back(raw[i]);
+                }
+              }
+              (void)st;
+              x3::_val(ctx) = NameTok{"\"" + unquoted, span};  // leading quote marks a path
+            })] |
+            (name % '.')[([](auto& ctx) {
+              // Joined from the name tokens: white space or comments between them are not part of it.
+              const std::vector<NameTok>& parts = x3::_attr(ctx);
+              std::string text;
+              for (const NameTok& part : parts) text += (text.empty() ? "" : ".") + part.text;
+              x3::_val(ctx) = NameTok{text, state(ctx).join(parts.front().span, parts.back().span)};
+            })]];
 
 const x3::rule<class import_decl_tag, ast::Import> import_decl = "an import";
 const auto import_decl_def = located[(kw("import") > import_target > -(kw("as") > name))[([](auto& ctx) {
@@ -548,11 +558,12 @@ const x3::rule<class open_brace_tag> open_brace = "'{'";
 const auto open_brace_def = located[&x3::lit('{')];
 const x3::rule<class layer_args_tag, std::vector<ast::LayerArg>> layer_args = "arguments";
 const auto layer_args_def = located[(open_paren > -(layer_arg % ',') > -x3::lit(',') > close_paren)[([](auto& ctx) {
-      if (auto& args = x3::_attr(ctx)) x3::_val(ctx) = *args;
-    })]];
+  if (auto& args = x3::_attr(ctx)) x3::_val(ctx) = *args;
+})]];
 const x3::rule<class layer_result_tag, ast::TypeExpr> layer_result = "a result type";
 const auto layer_result_def = located[x3::lit("->") > type_expr];
-const auto layer_decl_def = located[(kw("layer") > name > layer_args > -layer_result > open_brace > block)[([](auto& ctx) {
+const auto layer_decl_def =
+    located[(kw("layer") > name > layer_args > -layer_result > open_brace > block)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::LayerDecl l;
       l.span = where(ctx);
@@ -580,16 +591,17 @@ const auto model_decl_def = located[(kw("model") > name > open_brace > block)[([
 
 // level = name | integer | string ;
 const x3::rule<class level_tag, ast::Level> level = "a level (a name, an integer or a string)";
-const auto level_def = located[string_body[([](auto& ctx) {
-      x3::_val(ctx) = ast::Level{ast::Level::Kind::kString, x3::_attr(ctx), where(ctx)};
-    })] |
-    x3::raw[x3::lexeme[+x3::ascii::digit >> !ident_char]][([](auto& ctx) {
-      auto r = x3::_attr(ctx);
-      x3::_val(ctx) = ast::Level{ast::Level::Kind::kInt, std::string(r.begin(), r.end()), where(ctx)};
-    })] |
-    name[([](auto& ctx) {
-      x3::_val(ctx) = ast::Level{ast::Level::Kind::kName, x3::_attr(ctx).text, x3::_attr(ctx).span};
-    })]];
+const auto level_def =
+    located[string_body[([](auto& ctx) {
+              x3::_val(ctx) = ast::Level{ast::Level::Kind::kString, x3::_attr(ctx), where(ctx)};
+            })] |
+            x3::raw[x3::lexeme[+x3::ascii::digit >> !ident_char]][([](auto& ctx) {
+              auto r = x3::_attr(ctx);
+              x3::_val(ctx) = ast::Level{ast::Level::Kind::kInt, std::string(r.begin(), r.end()), where(ctx)};
+            })] |
+            name[([](auto& ctx) {
+              x3::_val(ctx) = ast::Level{ast::Level::Kind::kName, x3::_attr(ctx).text, x3::_attr(ctx).span};
+            })]];
 
 // transform = name , [ "(" , [ call_arg , { "," , call_arg } ] , ")" ] ;
 const x3::rule<class transform_tag, ast::Transform> transform = "a transform";
@@ -614,29 +626,32 @@ struct ColumnHead {
 // column = [ "label" ] , name , ":" , column_type , { "->" , transform } , [ ";" ] ;
 // column_type = name , [ "[" , level , { "," , level } , "]" ] ;
 const x3::rule<class column_head_tag, ColumnHead> column_head = "a column";
-const auto column_head_def = located[(kw("label") >> name >> colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{true, x3::_attr(ctx)}; })] |
-    (name > colon)[([](auto& ctx) { x3::_val(ctx) = ColumnHead{false, x3::_attr(ctx)}; })]];
-const x3::rule<class column_type_name_tag, NameTok> column_type_name =
-    "a column type (number, category or pixels)";
+const auto column_head_def = located[(kw("label") >> name >> colon)[([](auto& ctx) {
+                                       x3::_val(ctx) = ColumnHead{true, x3::_attr(ctx)};
+                                     })] |
+                                     (name > colon)[([](auto& ctx) {
+                                       x3::_val(ctx) = ColumnHead{false, x3::_attr(ctx)};
+                                     })]];
+const x3::rule<class column_type_name_tag, NameTok> column_type_name = "a column type (number, category or pixels)";
 const auto column_type_name_def = located[name];
 const x3::rule<class column_tag, ast::Column> column = "a column";
-const auto column_def = located[(column_head > column_type_name > -column_levels >
-     *(x3::lit("->") > transform) > -x3::lit(';'))[([](auto& ctx) {
-      auto& a = x3::_attr(ctx);
-      ast::Column c;
-      c.span = where(ctx);
-      c.is_label = fusion::at_c<0>(a).is_label;
-      c.name = fusion::at_c<0>(a).name.text;
-      c.name_span = fusion::at_c<0>(a).name.span;
-      c.type_name = fusion::at_c<1>(a).text;
-      c.type_span = fusion::at_c<1>(a).span;
-      if (fusion::at_c<2>(a)) {
-        c.has_levels = true;
-        c.levels = *fusion::at_c<2>(a);
-      }
-      c.transforms = fusion::at_c<3>(a);
-      x3::_val(ctx) = std::move(c);
-    })]];
+const auto column_def = located[(column_head > column_type_name > -column_levels > *(x3::lit("->") > transform) >
+                                 -x3::lit(';'))[([](auto& ctx) {
+  auto& a = x3::_attr(ctx);
+  ast::Column c;
+  c.span = where(ctx);
+  c.is_label = fusion::at_c<0>(a).is_label;
+  c.name = fusion::at_c<0>(a).name.text;
+  c.name_span = fusion::at_c<0>(a).name.span;
+  c.type_name = fusion::at_c<1>(a).text;
+  c.type_span = fusion::at_c<1>(a).span;
+  if (fusion::at_c<2>(a)) {
+    c.has_levels = true;
+    c.levels = *fusion::at_c<2>(a);
+  }
+  c.transforms = fusion::at_c<3>(a);
+  x3::_val(ctx) = std::move(c);
+})]];
 
 const x3::rule<class column_end_tag, Span> column_end = "a column or '}'";
 const auto column_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
@@ -649,7 +664,8 @@ const x3::rule<class from_tag> from_kw = "'from'";
 const auto from_kw_def = located[kw("from")];
 const x3::rule<class source_tag, ast::ExprId> source = "a data source such as csv(\"file.csv\")";
 const auto source_def = located[postfix];
-const auto features_decl_def = located[(kw("features") > name > from_kw > source > x3::lit('{') > *column > column_end)[([](auto& ctx) {
+const auto features_decl_def =
+    located[(kw("features") > name > from_kw > source > x3::lit('{') > *column > column_end)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::FeaturesDecl f;
       f.span = where(ctx);
@@ -686,15 +702,15 @@ const auto gate_def = located[(kw("gate") > expr > -x3::lit(';'))[([](auto& ctx)
 // train_decl = "train" , name , "{" , { field } , "}" ;
 const x3::rule<class train_decl_tag, ast::TrainDecl> train_decl = "a train block";
 const auto train_decl_def = located[(kw("train") > name > x3::lit('{') > *field > field_end)[([](auto& ctx) {
-      auto& a = x3::_attr(ctx);
-      ast::TrainDecl t;
-      t.span = where(ctx);
-      t.model = fusion::at_c<0>(a).text;
-      t.model_span = fusion::at_c<0>(a).span;
-      t.fields = fusion::at_c<1>(a);
-      t.body_end = fusion::at_c<2>(a);
-      x3::_val(ctx) = std::move(t);
-    })]];
+  auto& a = x3::_attr(ctx);
+  ast::TrainDecl t;
+  t.span = where(ctx);
+  t.model = fusion::at_c<0>(a).text;
+  t.model_span = fusion::at_c<0>(a).span;
+  t.fields = fusion::at_c<1>(a);
+  t.body_end = fusion::at_c<2>(a);
+  x3::_val(ctx) = std::move(t);
+})]];
 
 // promote_decl = "promote" , name , "{" , { gate | field } , "}" ;
 const x3::rule<class promote_item_tag, ast::Field> promote_item = "a gate or a field";
@@ -702,7 +718,8 @@ const auto promote_item_def = located[gate | field];
 const x3::rule<class promote_decl_tag, ast::PromoteDecl> promote_decl = "a promote block";
 const x3::rule<class promote_end_tag, Span> promote_end = "a gate, a field or '}'";
 const auto promote_end_def = located[x3::raw[x3::lit('}')][([](auto& ctx) { x3::_val(ctx) = where(ctx); })]];
-const auto promote_decl_def = located[(kw("promote") > name > x3::lit('{') > *promote_item > promote_end)[([](auto& ctx) {
+const auto promote_decl_def =
+    located[(kw("promote") > name > x3::lit('{') > *promote_item > promote_end)[([](auto& ctx) {
       auto& a = x3::_attr(ctx);
       ast::PromoteDecl p;
       p.span = where(ctx);
@@ -735,7 +752,9 @@ bool parse_one_declaration_impl(ParseState& st, Iter& p, ast::Decl& decl) {
 
 }  // namespace
 
-bool parse_one_declaration(ParseState& st, Iter& p, ast::Decl& decl) { return parse_one_declaration_impl(st, p, decl); }
+bool parse_one_declaration(ParseState& st, Iter& p, ast::Decl& decl) {
+  return parse_one_declaration_impl(st, p, decl);
+}
 
 }  // namespace syntax_detail
 }  // namespace kiln

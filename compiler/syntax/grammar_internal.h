@@ -56,8 +56,10 @@ struct ParseState {
       } else if (comment != ~0u) {
         continue;
       } else if (in_string) {
-        if (c == '\\' && q + 1 < end && q[1] != '\n') ++q;
-        else if (c == '"') in_string = false;
+        if (c == '\\' && q + 1 < end && q[1] != '\n')
+          ++q;
+        else if (c == '"')
+          in_string = false;
       } else if (c == '"') {
         in_string = true;
       } else if (c == '#') {
@@ -109,7 +111,6 @@ struct ParseState {
   }
   const ast::Expr& expr(ast::ExprId id) const { return out->exprs[id]; }
 };
-
 
 // Parses one top-level declaration at p (advancing p). False when nothing there starts
 // a declaration; throws SyntaxError or ExpectationError on a malformed one.

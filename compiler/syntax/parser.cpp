@@ -1,9 +1,9 @@
 // parse_file: the checks that keep hostile input harmless (size, UTF-8, NUL bytes,
 // nesting depth), then the X3 grammar (grammar.cpp).
+#include "compiler/syntax/parser.h"
+
 #include <cstdint>
 #include <string>
-
-#include "compiler/syntax/parser.h"
 
 namespace kiln {
 
@@ -19,10 +19,17 @@ std::size_t utf8_sequence_length(const std::string& s, std::size_t i) {
   if (c < 0x80) return 1;
   std::size_t n = 0;
   std::uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    n = 4;
+    cp = c & 0x07;
+  } else
+    return 0;
   if (i + n > s.size()) return 0;
   for (std::size_t k = 1; k < n; ++k) {
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
@@ -43,8 +50,8 @@ bool check_source_text(const SourceManager& sources, FileId file, Diagnostics& d
   const std::string& text = sources.file(file).text();
   if (text.size() > kMaxSourceBytes) {
     diags.error(Span{file, 0, 0},
-                "file is too large to be a model (" + std::to_string(text.size() >> 20) +
-                    " MiB; the limit is " + std::to_string(kMaxSourceBytes >> 20) + " MiB)",
+                "file is too large to be a model (" + std::to_string(text.size() >> 20) + " MiB; the limit is " +
+                    std::to_string(kMaxSourceBytes >> 20) + " MiB)",
                 "is this the right file? data belongs in a features block's source, not in the model");
     return false;
   }
@@ -54,8 +61,7 @@ bool check_source_text(const SourceManager& sources, FileId file, Diagnostics& d
   for (std::size_t i = 0; i < text.size();) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c == 0) {
-      diags.error(one_byte(file, i), "unexpected NUL byte",
-                  "this looks like a binary file, not a .kiln model");
+      diags.error(one_byte(file, i), "unexpected NUL byte", "this looks like a binary file, not a .kiln model");
       return false;
     }
     if (c >= 0x80) {
@@ -63,8 +69,7 @@ bool check_source_text(const SourceManager& sources, FileId file, Diagnostics& d
       if (n == 0) {
         char hex[8];
         std::snprintf(hex, sizeof hex, "0x%02X", c);
-        diags.error(one_byte(file, i), std::string("invalid UTF-8 byte ") + hex,
-                    "save the file as UTF-8");
+        diags.error(one_byte(file, i), std::string("invalid UTF-8 byte ") + hex, "save the file as UTF-8");
         return false;
       }
       i += n;
@@ -74,12 +79,13 @@ bool check_source_text(const SourceManager& sources, FileId file, Diagnostics& d
       in_comment = false;
       in_string = false;  // the grammar reports the unterminated string
     } else if (!in_comment && !in_string) {
-      if (c == '#') in_comment = true;
-      else if (c == '"') in_string = true;
+      if (c == '#')
+        in_comment = true;
+      else if (c == '"')
+        in_string = true;
       else if (c == '(' || c == '[' || c == '{') {
         if (++depth > kMaxNesting) {
-          diags.error(one_byte(file, i),
-                      "brackets are nested more than " + std::to_string(kMaxNesting) + " deep",
+          diags.error(one_byte(file, i), "brackets are nested more than " + std::to_string(kMaxNesting) + " deep",
                       "split the expression into named bindings");
           return false;
         }
@@ -103,8 +109,10 @@ std::vector<ast::Comment> scan_comments(const SourceManager& sources, FileId fil
   for (std::size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') ++i;
-      else if (c == '"' || c == '\n') in_string = false;
+      if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
+        ++i;
+      else if (c == '"' || c == '\n')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '#') {

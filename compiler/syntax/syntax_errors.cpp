@@ -86,9 +86,13 @@ std::string lookalike_hint(Iter p, Iter end) {
   if (p >= end || static_cast<unsigned char>(*p) < 0x80) return {};
   utf8_decode(p, end, cp);
   switch (cp) {
-    case 0x2212: case 0x2013: case 0x2014: return "this is not an ASCII minus: use '-'";
-    case 0x00D7: case 0x2217: return "use '*' for multiplication";
-    case 0x201C: case 0x201D: return "use straight double quotes '\"'";
+    case 0x2212:
+    case 0x2013:
+    case 0x2014: return "this is not an ASCII minus: use '-'";
+    case 0x00D7:
+    case 0x2217: return "use '*' for multiplication";
+    case 0x201C:
+    case 0x201D: return "use straight double quotes '\"'";
     case 0x00A0: return "a no-break space: use an ordinary space";
     default: return "names and operators are ASCII; other characters may appear only in strings and comments";
   }
@@ -112,7 +116,8 @@ std::string hint_for_expected(const std::string& what, const std::string& found)
   if (what == "a statement or '}'") {
     return "statements are 'name = expr', 'param', 'state', 'update', 'input', 'output' or 'return'";
   }
-  if (what == "'='" && found == "':'") return "types go on 'input' and 'param' declarations; a binding is 'name = expr'";
+  if (what == "'='" && found == "':'")
+    return "types go on 'input' and 'param' declarations; a binding is 'name = expr'";
   if (what.rfind("a type", 0) == 0) return "for example f32[batch, 784], i32[batch], int, or a features block name";
   return {};
 }
@@ -167,12 +172,13 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
         Iter word_end = w;
         while (w > start && (std::isalnum(static_cast<unsigned char>(w[-1])) || w[-1] == '_')) --w;
         std::string word(w, word_end);
-        static const char* const kReserved[] = {"import", "layer", "model", "features", "train", "promote",
-                                                "input", "output", "param", "state", "update", "return"};
+        static const char* const kReserved[] = {"import", "layer",  "model", "features", "train",  "promote",
+                                                "input",  "output", "param", "state",    "update", "return"};
         bool keyword = std::find(std::begin(kReserved), std::end(kReserved), word) != std::end(kReserved);
         if (keyword && next < st.end && (*next == '=' || *next == ',' || *next == ':')) {
-          diags.error(Span{file, static_cast<std::uint32_t>(w - st.base), static_cast<std::uint32_t>(word_end - st.base)},
-                      "'" + word + "' is a keyword and cannot be used as a name", "choose another name, e.g. '" + word + "_'");
+          diags.error(
+              Span{file, static_cast<std::uint32_t>(w - st.base), static_cast<std::uint32_t>(word_end - st.base)},
+              "'" + word + "' is a keyword and cannot be used as a name", "choose another name, e.g. '" + word + "_'");
           p = resync(next, st.end, start, st.base);
           continue;
         }
@@ -182,8 +188,8 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
       // (X3 may have skipped the white space already: look back from the next token.)
       Iter prev_end = next;
       while (true) {
-        while (prev_end > start && (prev_end[-1] == ' ' || prev_end[-1] == '\t' || prev_end[-1] == '\r' ||
-                                    prev_end[-1] == '\n')) {
+        while (prev_end > start &&
+               (prev_end[-1] == ' ' || prev_end[-1] == '\t' || prev_end[-1] == '\r' || prev_end[-1] == '\n')) {
           --prev_end;
         }
         Iter comment = st.comment_on_line_of(prev_end);
@@ -198,9 +204,9 @@ ast::File parse_declarations(const SourceManager& sources, FileId file, Diagnost
            what == "a gate, a field or '}'") &&
           (next >= st.end || ((next == st.base || next[-1] == '\n') && starts_top_keyword(next, st.end)))) {
         LineCol opened = sources.file(file).line_col(static_cast<std::uint32_t>(start - st.base));
-        diags.error(span_at(at), "expected '}' to close the block of the declaration at line " +
-                                     std::to_string(opened.line) + ", found " +
-                                     (next >= st.end ? std::string("end of file") : describe_at(next, st.end)),
+        diags.error(span_at(at),
+                    "expected '}' to close the block of the declaration at line " + std::to_string(opened.line) +
+                        ", found " + (next >= st.end ? std::string("end of file") : describe_at(next, st.end)),
                     "every '{' needs a matching '}'");
         p = resync(next, st.end, start, st.base);
         continue;

@@ -2,10 +2,9 @@
 // (see checkpoint.h).
 #include "runtime/checkpoint/checkpoint.h"
 
-#include <chrono>
-
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -138,16 +137,21 @@ Verified verify(const fs::path& ckpt) {
 
 }  // namespace
 
-std::string checkpoint_name(std::int64_t step) { return "ckpt-" + std::to_string(step); }
+std::string checkpoint_name(std::int64_t step) {
+  return "ckpt-" + std::to_string(step);
+}
 
 json read_manifest(const fs::path& ckpt) {
   const fs::path path = ckpt / kManifestFile;
   std::optional<std::string> text = slurp(path);
-  if (!text) throw CheckpointError(path.string() + ": missing or unreadable (is " + ckpt.string() + " a checkpoint folder?)");
+  if (!text)
+    throw CheckpointError(path.string() + ": missing or unreadable (is " + ckpt.string() + " a checkpoint folder?)");
   const std::size_t hex_at = kManifestPrefix.size();
   if (text->compare(0, hex_at, kManifestPrefix) != 0 || text->size() < hex_at + 10 ||
       text->compare(hex_at + 8, 2, "\",") != 0) {
-    throw CheckpointError(path.string() + ": wrong magic: does not start with the manifest_crc32c field (corrupt, or not a Kiln checkpoint manifest)");
+    throw CheckpointError(
+        path.string() +
+        ": wrong magic: does not start with the manifest_crc32c field (corrupt, or not a Kiln checkpoint manifest)");
   }
   const std::string stored = text->substr(hex_at, 8);
   const std::string body = "{" + text->substr(hex_at + 10);
@@ -173,7 +177,8 @@ void write_checkpoint_folder(const fs::path& target, const CheckpointContents& c
     manifest["checkpoint_format"] = kFormatVersion;
     manifest["step"] = c.step;
     if (!manifest.contains("saved_at_unix")) {  // for retention by minutes; tests may set it
-      manifest["saved_at_unix"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      manifest["saved_at_unix"] =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     }
     manifest["parameters"] = tensor_records(c.params);
     manifest["optimizer_state"] = tensor_records(c.optimizer);
@@ -214,7 +219,9 @@ fs::path save_checkpoint(const fs::path& dir, const CheckpointContents& c) {
   return target;
 }
 
-std::vector<std::string> verify_checkpoint(const fs::path& ckpt) { return verify(ckpt).problems; }
+std::vector<std::string> verify_checkpoint(const fs::path& ckpt) {
+  return verify(ckpt).problems;
+}
 
 Checkpoint load_checkpoint(const fs::path& ckpt) {
   Verified v = verify(ckpt);

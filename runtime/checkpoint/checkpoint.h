@@ -41,8 +41,8 @@ inline constexpr const char* kOptimizerFormat = "kiln-ckpt-optimizer-1";
 struct CheckpointContents {
   std::int64_t step = 0;
   nlohmann::json manifest = nlohmann::json::object();  // the caller's fields; tensors and files are added
-  NamedTensors params;     // parameters and model states
-  NamedTensors optimizer;  // opt.* states (empty: a stripped checkpoint)
+  NamedTensors params;                                 // parameters and model states
+  NamedTensors optimizer;                              // opt.* states (empty: a stripped checkpoint)
   nlohmann::json pipeline = nlohmann::json::object();
 };
 

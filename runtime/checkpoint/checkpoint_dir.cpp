@@ -27,7 +27,9 @@ std::optional<std::int64_t> step_of(const std::string& name) {
 
 }  // namespace
 
-bool lower_is_better(const std::string& metric) { return metric == "loss" || metric == "rmse" || metric == "mae"; }
+bool lower_is_better(const std::string& metric) {
+  return metric == "loss" || metric == "rmse" || metric == "mae";
+}
 
 std::vector<std::string> remove_stale_temporaries(const fs::path& dir) {
   std::vector<std::string> removed;
@@ -134,7 +136,9 @@ fs::path resolve_checkpoint(const fs::path& what) {
   for (const fs::path& dir : {what, what / "checkpoints"}) {
     if (fs::exists(dir / kLatestFile, ec)) return *read_latest(dir);
   }
-  throw CheckpointError(what.string() + ": not a checkpoint (no manifest.json), a checkpoints folder (no latest) or a run folder with checkpoints");
+  throw CheckpointError(
+      what.string() +
+      ": not a checkpoint (no manifest.json), a checkpoints folder (no latest) or a run folder with checkpoints");
 }
 
 }  // namespace kiln::checkpoint

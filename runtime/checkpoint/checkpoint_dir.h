@@ -30,11 +30,11 @@ struct CheckpointEntry {
 std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& dir);
 
 struct RetentionPolicy {
-  std::int64_t keep_last = 3;   // the newest N (0: only the one `latest` names)
-  std::int64_t keep_every = 0;  // also every checkpoint whose step is a multiple of K (0: off)
+  std::int64_t keep_last = 3;     // the newest N (0: only the one `latest` names)
+  std::int64_t keep_every = 0;    // also every checkpoint whose step is a multiple of K (0: off)
   double keep_every_minutes = 0;  // also the first checkpoint of every K-minute window of the run (0: off)
-  std::int64_t keep_best = 0;   // also the best N end-of-epoch checkpoints by best_metric
-  std::string best_metric;      // a holdout metric; loss, rmse and mae are lower-is-better
+  std::int64_t keep_best = 0;     // also the best N end-of-epoch checkpoints by best_metric
+  std::string best_metric;        // a holdout metric; loss, rmse and mae are lower-is-better
 };
 
 // Deletes the checkpoints the policy does not keep (never the one `latest` names); returns them.

@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 // -1: no limit; otherwise the bytes that may still be written.
 std::atomic<std::int64_t> g_write_budget{-1};
 
-std::string reason(int err) { return std::strerror(err); }
+std::string reason(int err) {
+  return std::strerror(err);
+}
 
 // write(2), or the injected failure once the test budget is spent.
 ssize_t write_some(int fd, const char* p, std::size_t size) {

@@ -29,16 +29,24 @@ json source_hashes(const sema::Compilation& c) {
     if (m->file == kNoFile) continue;
     const SourceFile& f = c.sources.file(m->file);
     json entry = {{"name", m->name}, {"path", f.path()}, {"fnv1a64", fnv1a64(f.text())}};
-    if (m.get() == c.root) out["model"] = entry;
-    else out["modules"].push_back(entry);
+    if (m.get() == c.root)
+      out["model"] = entry;
+    else
+      out["modules"].push_back(entry);
   }
   return out;
 }
 
 json optimizer_record(const sema::TrainSpec& spec) {
   const sema::OptimizerSpec& o = spec.optimizer;
-  return {{"kind", o.kind},   {"lr", o.lr},   {"momentum", o.momentum},         {"nesterov", o.nesterov},
-          {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"weight_decay", o.weight_decay},
+  return {{"kind", o.kind},
+          {"lr", o.lr},
+          {"momentum", o.momentum},
+          {"nesterov", o.nesterov},
+          {"beta1", o.beta1},
+          {"beta2", o.beta2},
+          {"eps", o.eps},
+          {"weight_decay", o.weight_decay},
           {"clip_grad", spec.clip_grad}};
 }
 

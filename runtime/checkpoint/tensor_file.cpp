@@ -51,7 +51,9 @@ std::string serialize_tensors(const NamedTensors& tensors, const std::map<std::s
   json header = json::object();
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    header[name] = {{"dtype", safetensors_dtype(t->dtype())}, {"shape", t->dims()}, {"data_offsets", {offset, offset + t->bytes()}}};
+    header[name] = {{"dtype", safetensors_dtype(t->dtype())},
+                    {"shape", t->dims()},
+                    {"data_offsets", {offset, offset + t->bytes()}}};
     offset += t->bytes();
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -72,11 +74,13 @@ std::map<std::string, runtime::Tensor> read_tensors(const std::string& bytes, co
   std::map<std::string, runtime::Tensor> out;
   const std::string affected = "; tensors in it: " + names_of(expected);
   if (bytes.size() < 8) {
-    problems.push_back(file + ": " + std::to_string(bytes.size()) + " bytes, too short for a safetensors header (truncated)" + affected);
+    problems.push_back(file + ": " + std::to_string(bytes.size()) +
+                       " bytes, too short for a safetensors header (truncated)" + affected);
     return out;
   }
   std::uint64_t header_size = 0;
-  for (int i = 0; i < 8; ++i) header_size |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    header_size |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   if (header_size > kMaxHeaderBytes) {
     problems.push_back(file + ": header size field says " + std::to_string(header_size) + " bytes, over the limit of " +
                        std::to_string(kMaxHeaderBytes) + " (corrupt, or not a safetensors file)" + affected);
@@ -127,8 +131,10 @@ std::map<std::string, runtime::Tensor> read_tensors(const std::string& bytes, co
     std::vector<std::int64_t> shape;
     bool shape_ok = true;
     for (const json& d : e["shape"]) {
-      if (!d.is_number_unsigned()) shape_ok = false;
-      else shape.push_back(d.get<std::int64_t>());
+      if (!d.is_number_unsigned())
+        shape_ok = false;
+      else
+        shape.push_back(d.get<std::int64_t>());
     }
     std::optional<ir::DType> dtype = from_safetensors_dtype(e["dtype"].get<std::string>());
     if (!shape_ok || !dtype || e["dtype"].get<std::string>() != r.dtype || shape != r.shape) {

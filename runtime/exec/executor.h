@@ -17,9 +17,9 @@
 namespace kiln::runtime {
 
 struct StepOptions {
-  std::uint64_t seed = 0;   // the run's seed: random ops draw from (seed, stream, step, index)
-  std::uint64_t step = 0;   // the training step (dropout masks differ per step)
-  bool training = false;    // if_training(a, b) picks a when true
+  std::uint64_t seed = 0;  // the run's seed: random ops draw from (seed, stream, step, index)
+  std::uint64_t step = 0;  // the training step (dropout masks differ per step)
+  bool training = false;   // if_training(a, b) picks a when true
   // With training: keep the step's new parameter and state values pending until
   // commit_updates(), so a caller can check them first (a NaN gradient must not land).
   bool hold_updates = false;
@@ -36,8 +36,7 @@ class Executor {
   // size the executor was built for). Returns every output by name. In a training step
   // (options.training) it then applies the graph's assign nodes (new values of parameters
   // and states), so the next step sees them; an inference run never changes the model.
-  virtual std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds,
-                                            const StepOptions& options) = 0;
+  virtual std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds, const StepOptions& options) = 0;
 
   // Runs the graph like run() but changes nothing, checking each float result as it is
   // made; returns the graph node of the first result holding a NaN or an infinity (for

@@ -165,7 +165,7 @@ class ReferenceExecutor final : public Executor {
   Program init_;
   std::map<std::string, Tensor> variables_;
   std::map<std::string, Tensor> pending_;  // new values of the last training step, not yet applied
-  Tensor arena_;  // one block of program.arena_bytes, 64-byte aligned
+  Tensor arena_;                           // one block of program.arena_bytes, 64-byte aligned
 };
 
 }  // namespace

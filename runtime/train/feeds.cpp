@@ -28,17 +28,22 @@ std::vector<Feed> plan_feeds(const sema::Compilation& c, const std::string& mode
       std::int64_t k = 0;
       for (const data::FittedColumn& col : pipeline.columns) {
         if (!wanted(col)) continue;
-        if (col.name == (node.attrs.get_bool("label") ? in.name : declared.count(in.name) ? declared[in.name]->member : ""))
+        if (col.name == (node.attrs.get_bool("label") ? in.name
+                         : declared.count(in.name)    ? declared[in.name]->member
+                                                      : ""))
           return k;
         ++k;
       }
       return std::nullopt;
     };
     if (node.attrs.get_bool("label")) {
-      if (auto k = column_position([](const data::FittedColumn& col) { return col.is_label && col.kind == sema::ColumnKind::kCategory; })) {
+      if (auto k = column_position(
+              [](const data::FittedColumn& col) { return col.is_label && col.kind == sema::ColumnKind::kCategory; })) {
         f.kind = FeedKind::kClass;
         f.column = *k;
-      } else if (auto n = column_position([](const data::FittedColumn& col) { return col.is_label && col.kind != sema::ColumnKind::kCategory; })) {
+      } else if (auto n = column_position([](const data::FittedColumn& col) {
+                   return col.is_label && col.kind != sema::ColumnKind::kCategory;
+                 })) {
         f.kind = FeedKind::kTarget;
         f.column = *n;
       } else {

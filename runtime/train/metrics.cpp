@@ -50,7 +50,8 @@ void ClassificationMetrics::add_logits(const float* logits, const std::int32_t* 
     }
     double sum = 0;
     for (int c = 0; c < classes_; ++c) sum += p[static_cast<std::size_t>(c)] = std::exp(row[c] - top);
-    for (int c = 0; c < classes_; ++c) probabilities_[static_cast<std::size_t>(c)].push_back(p[static_cast<std::size_t>(c)] / sum);
+    for (int c = 0; c < classes_; ++c)
+      probabilities_[static_cast<std::size_t>(c)].push_back(p[static_cast<std::size_t>(c)] / sum);
     std::int32_t label = labels[r];
     labels_.push_back(label);
     if (label >= 0 && label < classes_) ++confusion_[static_cast<std::size_t>(label)][static_cast<std::size_t>(best)];
@@ -84,15 +85,17 @@ double ClassificationMetrics::auc() const {
 double ClassificationMetrics::class_precision(int c) const {
   std::int64_t predicted = 0;
   for (int t = 0; t < classes_; ++t) predicted += confusion_[static_cast<std::size_t>(t)][static_cast<std::size_t>(c)];
-  return predicted == 0 ? 0 : static_cast<double>(confusion_[static_cast<std::size_t>(c)][static_cast<std::size_t>(c)]) /
-                                  static_cast<double>(predicted);
+  return predicted == 0 ? 0
+                        : static_cast<double>(confusion_[static_cast<std::size_t>(c)][static_cast<std::size_t>(c)]) /
+                              static_cast<double>(predicted);
 }
 
 double ClassificationMetrics::class_recall(int c) const {
   std::int64_t actual = 0;
   for (int p = 0; p < classes_; ++p) actual += confusion_[static_cast<std::size_t>(c)][static_cast<std::size_t>(p)];
-  return actual == 0 ? 0 : static_cast<double>(confusion_[static_cast<std::size_t>(c)][static_cast<std::size_t>(c)]) /
-                               static_cast<double>(actual);
+  return actual == 0 ? 0
+                     : static_cast<double>(confusion_[static_cast<std::size_t>(c)][static_cast<std::size_t>(c)]) /
+                           static_cast<double>(actual);
 }
 
 double ClassificationMetrics::precision() const {
@@ -140,8 +143,12 @@ void RegressionMetrics::add_loss(double loss_sum, std::int64_t rows) {
   loss_rows_ += rows;
 }
 
-double RegressionMetrics::rmse() const { return rows_ == 0 ? 0 : std::sqrt(squared_ / static_cast<double>(rows_)); }
-double RegressionMetrics::mae() const { return rows_ == 0 ? 0 : absolute_ / static_cast<double>(rows_); }
+double RegressionMetrics::rmse() const {
+  return rows_ == 0 ? 0 : std::sqrt(squared_ / static_cast<double>(rows_));
+}
+double RegressionMetrics::mae() const {
+  return rows_ == 0 ? 0 : absolute_ / static_cast<double>(rows_);
+}
 double RegressionMetrics::mean_loss() const {
   return loss_rows_ == 0 ? 0 : loss_sum_ / static_cast<double>(loss_rows_);
 }

@@ -72,7 +72,8 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
     slot = make_reference_executor(graph, rows);
     auto load = [&](const std::string& name) {
       auto it = params.tensors.find(name);
-      if (it == params.tensors.end()) throw TrainError((options.run_dir / "params.safetensors").string() + ": no tensor '" + name + "'");
+      if (it == params.tensors.end())
+        throw TrainError((options.run_dir / "params.safetensors").string() + ": no tensor '" + name + "'");
       Tensor& dst = slot->variable(name);
       if (dst.dims() != it->second.dims() || dst.dtype() != it->second.dtype()) {
         throw TrainError((options.run_dir / "params.safetensors").string() + ": tensor '" + name + "' is " +
@@ -109,8 +110,9 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
         const std::int64_t per_row = tensor.elements() / b.rows;
         std::vector<double> values;
         for (std::int64_t k = 0; k < per_row; ++k) {
-          values.push_back(tensor.dtype() == ir::DType::kF32 ? tensor.data<float>()[r * per_row + k]
-                                                             : static_cast<double>(tensor.data<std::int32_t>()[r * per_row + k]));
+          values.push_back(tensor.dtype() == ir::DType::kF32
+                               ? tensor.data<float>()[r * per_row + k]
+                               : static_cast<double>(tensor.data<std::int32_t>()[r * per_row + k]));
         }
         if (per_row == 1) {
           record[o.name] = values[0];
@@ -176,10 +178,10 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
         full.missing[kept[i]] = reduced.missing[i];
       }
       const std::int64_t at = b.rows;
-      std::string why = pipeline.transform_into(full, b.features.data() + at * pipeline.width(),
-                                                b.indices.data() + at * pipeline.index_columns(),
-                                                b.classes.data() + at * pipeline.class_labels(),
-                                                b.targets.data() + at * pipeline.number_labels(), /*labels_optional=*/true);
+      std::string why = pipeline.transform_into(
+          full, b.features.data() + at * pipeline.width(), b.indices.data() + at * pipeline.index_columns(),
+          b.classes.data() + at * pipeline.class_labels(), b.targets.data() + at * pipeline.number_labels(),
+          /*labels_optional=*/true);
       if (!why.empty()) {
         errors << reader.file().string() << ":" << full.line << ": skipped: " << why << "\n";
         continue;

@@ -9,9 +9,12 @@ namespace kiln::runtime {
 
 std::string Progress::human(double x) {
   char buffer[32];
-  if (x >= 1e6) std::snprintf(buffer, sizeof buffer, "%.1fM", x / 1e6);
-  else if (x >= 1e3) std::snprintf(buffer, sizeof buffer, "%.1fk", x / 1e3);
-  else std::snprintf(buffer, sizeof buffer, "%.0f", x);
+  if (x >= 1e6)
+    std::snprintf(buffer, sizeof buffer, "%.1fM", x / 1e6);
+  else if (x >= 1e3)
+    std::snprintf(buffer, sizeof buffer, "%.1fk", x / 1e3);
+  else
+    std::snprintf(buffer, sizeof buffer, "%.0f", x);
   return buffer;
 }
 

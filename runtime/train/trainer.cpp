@@ -6,12 +6,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "compiler/autodiff/optimizer.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -72,7 +72,9 @@ void copy_variables(Executor& from, Executor& to, const ir::Graph& graph) {
   for (const ir::NamedValue& s : graph.states()) copy(s.name);
 }
 
-bool lower_is_better(const std::string& metric) { return metric == "loss" || metric == "rmse" || metric == "mae"; }
+bool lower_is_better(const std::string& metric) {
+  return metric == "loss" || metric == "rmse" || metric == "mae";
+}
 
 class Evaluator {
  public:
@@ -97,7 +99,8 @@ class Evaluator {
     while (it.next(batch)) {
       Executor& exec = executor_for(batch.rows);
       if (current.insert(&exec).second) copy_variables(trained, exec, t_.graph);
-      std::map<std::string, Tensor> feeds = make_feeds(plan_, batch, holdout.index_columns, holdout.class_labels, holdout.number_labels);
+      std::map<std::string, Tensor> feeds =
+          make_feeds(plan_, batch, holdout.index_columns, holdout.class_labels, holdout.number_labels);
       StepOptions options;
       options.seed = seed;
       std::map<std::string, Tensor> out = exec.run(feeds, options);
@@ -150,8 +153,8 @@ void write_params(const fs::path& path, Executor& exec, const ir::Graph& graph, 
 
 // Loads the train block's data (or, with `test`, its separate test set, all of it in the
 // `train` arrays, through the run's fitted pipeline).
-data::Dataset load(const sema::Compilation& c, const sema::LoweredTrain& t, std::uint64_t seed,
-                   const fs::path& run_dir, const data::FittedPipeline* pipeline, bool test = false) {
+data::Dataset load(const sema::Compilation& c, const sema::LoweredTrain& t, std::uint64_t seed, const fs::path& run_dir,
+                   const data::FittedPipeline* pipeline, bool test = false) {
   const std::string& name = test ? t.spec.test : t.spec.data;
   const sema::FeatureSet* set = c.find_features(name);
   if (set == nullptr) throw TrainError("unknown features block '" + name + "'");
@@ -210,13 +213,14 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   if (saved) {
     const auto saved_seed = saved->at("seed").get<std::uint64_t>();
     if (options.seed && *options.seed != saved_seed) {
-      throw TrainError("cannot resume with --seed " + std::to_string(*options.seed) + ": the checkpoint's run has seed " +
-                       std::to_string(saved_seed) + " (drop --seed to resume it)");
+      throw TrainError("cannot resume with --seed " + std::to_string(*options.seed) +
+                       ": the checkpoint's run has seed " + std::to_string(saved_seed) + " (drop --seed to resume it)");
     }
     seed = saved_seed;
     if (saved->at("batch").get<std::int64_t>() != batch) {
       throw TrainError("cannot resume: the checkpoint's run has batch " + saved->at("batch").dump() +
-                       ", the train block " + std::to_string(batch) + " (the position in the epoch would be meaningless)");
+                       ", the train block " + std::to_string(batch) +
+                       " (the position in the epoch would be meaningless)");
     }
   }
 
@@ -263,7 +267,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   for (const ir::NamedValue& p : t.graph.parameters()) model_names.push_back(p.name);
   for (const ir::NamedValue& s : t.graph.states()) model_names.push_back(s.name);
   for (const ir::NamedValue& s : step.graph.states()) {
-    if (std::find(model_names.begin(), model_names.end(), s.name) == model_names.end()) optimizer_names.push_back(s.name);
+    if (std::find(model_names.begin(), model_names.end(), s.name) == model_names.end())
+      optimizer_names.push_back(s.name);
   }
   auto load_or_throw = [&](const checkpoint::Checkpoint& ck, const std::vector<std::string>& names,
                            const std::map<std::string, Tensor>& tensors, const std::string& what) {
@@ -272,7 +277,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
     std::string message = ck.path.string() + " does not fit model '" + spec.model + "' (" +
                           std::to_string(problems.size()) + " problem" + (problems.size() == 1 ? "" : "s") + "):";
     for (const std::string& p : problems) message += "\n  " + p;
-    throw TrainError(message + "\nhint: a changed model cannot resume; rename a changed layer to train it from scratch");
+    throw TrainError(message +
+                     "\nhint: a changed model cannot resume; rename a changed layer to train it from scratch");
   };
   if (!options.warm_start.empty()) {
     if (resume_from) throw TrainError("--warm-start and --resume exclude each other");
@@ -296,11 +302,13 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   if (resume_from) {
     const checkpoint::Checkpoint& ck = *resume_from;
     load_or_throw(ck, model_names, ck.params, "parameter");
-    std::vector<std::string> changed = checkpoint::optimizer_differences(ck.manifest.value("optimizer", json()), optimizer);
+    std::vector<std::string> changed =
+        checkpoint::optimizer_differences(ck.manifest.value("optimizer", json()), optimizer);
     if (!changed.empty() && !options.reset_optimizer) {
       std::string message = "cannot resume: the optimizer changed since the checkpoint " + ck.path.string() + ":";
       for (const std::string& d : changed) message += "\n  " + d;
-      throw TrainError(message + "\nhint: --reset-optimizer resumes with fresh optimizer state, or restore the train block");
+      throw TrainError(message +
+                       "\nhint: --reset-optimizer resumes with fresh optimizer state, or restore the train block");
     }
     if (options.reset_optimizer) {
       log << "--reset-optimizer: the optimizer state starts afresh\n";
@@ -343,8 +351,12 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   Progress progress(log, options.terminal);
   std::ofstream metrics_file(options.run_dir / "metrics.jsonl", std::ios::trunc);
   auto epoch_json = [](const EpochResult& er) {
-    return json{{"epoch", er.epoch}, {"train_loss", er.train_loss}, {"holdout", er.holdout},
-                {"seconds", er.seconds}, {"samples_per_second", er.samples_per_second}, {"lr", er.learning_rate}};
+    return json{{"epoch", er.epoch},
+                {"train_loss", er.train_loss},
+                {"holdout", er.holdout},
+                {"seconds", er.seconds},
+                {"samples_per_second", er.samples_per_second},
+                {"lr", er.learning_rate}};
   };
   for (const EpochResult& er : result.epochs) metrics_file << epoch_json(er).dump() << "\n" << std::flush;
   const std::int64_t batches_per_epoch = data.train.rows / batch;  // the last partial batch is dropped
@@ -372,19 +384,38 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
         {"model", spec.model},
         {"source", sources},
         {"optimizer", optimizer},
-        {"schedule", {{"kind", spec.schedule.kind}, {"every", spec.schedule.every}, {"factor", spec.schedule.factor},
-                      {"warmup", spec.schedule.warmup}}},
+        {"schedule",
+         {{"kind", spec.schedule.kind},
+          {"every", spec.schedule.every},
+          {"factor", spec.schedule.factor},
+          {"warmup", spec.schedule.warmup}}},
         {"training",
-         {{"seed", seed}, {"batch", batch}, {"epochs", epochs}, {"steps_per_epoch", steps_per_epoch},
-          {"epoch", epoch_pos}, {"batch_in_epoch", batch_pos}, {"global_step", global_step},
-          {"schedule_progress", static_cast<double>(epoch_pos) + static_cast<double>(batch_pos) / static_cast<double>(steps_per_epoch)},
-          {"lr", lr}, {"loss_sum", loss_sum}, {"best", best}, {"since_best", since_best},
-          {"best_epoch", result.best_epoch}, {"early_stopped", result.early_stopped},
+         {{"seed", seed},
+          {"batch", batch},
+          {"epochs", epochs},
+          {"steps_per_epoch", steps_per_epoch},
+          {"epoch", epoch_pos},
+          {"batch_in_epoch", batch_pos},
+          {"global_step", global_step},
+          {"schedule_progress",
+           static_cast<double>(epoch_pos) + static_cast<double>(batch_pos) / static_cast<double>(steps_per_epoch)},
+          {"lr", lr},
+          {"loss_sum", loss_sum},
+          {"best", best},
+          {"since_best", since_best},
+          {"best_epoch", result.best_epoch},
+          {"early_stopped", result.early_stopped},
           {"epoch_holdout", ended ? json(ended->holdout) : json::object()}}},
-        {"rng", {{"generator", "philox4x32-10"}, {"seed", seed}, {"step", global_step},
-                 {"data_order", "epoch_order(seed, epoch): xoshiro256** from derive_seed(seed, 2, epoch)"}}},
-        {"data", {{"features", spec.data}, {"content_hash", data.summary.content_hash},
-                  {"train_rows", data.train.rows}, {"holdout_rows", data.holdout.rows}}},
+        {"rng",
+         {{"generator", "philox4x32-10"},
+          {"seed", seed},
+          {"step", global_step},
+          {"data_order", "epoch_order(seed, epoch): xoshiro256** from derive_seed(seed, 2, epoch)"}}},
+        {"data",
+         {{"features", spec.data},
+          {"content_hash", data.summary.content_hash},
+          {"train_rows", data.train.rows},
+          {"holdout_rows", data.holdout.rows}}},
         {"metrics", metrics}};
     contents.pipeline = data.pipeline.to_json();
     try {
@@ -417,9 +448,11 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
     }  // the batches this epoch ran before the checkpoint
     for (std::int64_t s = first; s < steps_per_epoch && it.next(b); ++s) {
       if (b.rows != batch) break;
-      std::map<std::string, Tensor> feeds = make_feeds(plan, b, data.train.index_columns, data.train.class_labels, data.train.number_labels);
+      std::map<std::string, Tensor> feeds =
+          make_feeds(plan, b, data.train.index_columns, data.train.class_labels, data.train.number_labels);
       lr = learning_rate(spec.schedule, spec.optimizer.lr,
-                         static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch), epochs);
+                         static_cast<double>(epoch) + static_cast<double>(s) / static_cast<double>(steps_per_epoch),
+                         epochs);
       Tensor rate(ir::DType::kF32, {});
       rate.data<float>()[0] = static_cast<float>(lr);
       feeds.emplace(std::string(autodiff::kLearningRateInput), std::move(rate));
@@ -445,9 +478,11 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
           }
         }
         std::string what = !std::isfinite(loss) ? "the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite")
-                                                : "the update of '" + *bad_update + "' is not finite (a NaN or "
-                                                  "infinite gradient)";
-        throw TrainError(what + " at " + where + "\nhint: lower the learning rate, or clip gradients with clip_grad = 1.0");
+                                                : "the update of '" + *bad_update +
+                                                      "' is not finite (a NaN or "
+                                                      "infinite gradient)";
+        throw TrainError(what + " at " + where +
+                         "\nhint: lower the learning rate, or clip gradients with clip_grad = 1.0");
       }
       exec->commit_updates();
       loss_sum += loss;
@@ -483,8 +518,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
         since_best = 0;
       } else if (++since_best >= spec.early_stop->patience) {
         result.early_stopped = true;
-        log << "early stop: " << stop_metric << " has not improved for " << since_best << " epochs (best "
-            << best << " at epoch " << result.best_epoch << ")\n";
+        log << "early stop: " << stop_metric << " has not improved for " << since_best << " epochs (best " << best
+            << " at epoch " << result.best_epoch << ")\n";
       }
     }
     if (checkpointing) save(epoch + 1, 0, 0, lr, &er);
@@ -568,7 +603,8 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
   auto holder = make_reference_executor(t.graph, 1);
   auto load_into = [&](const std::string& name) {
     auto it = params.tensors.find(name);
-    if (it == params.tensors.end()) throw TrainError((run_dir / "params.safetensors").string() + ": no tensor '" + name + "'");
+    if (it == params.tensors.end())
+      throw TrainError((run_dir / "params.safetensors").string() + ": no tensor '" + name + "'");
     Tensor& dst = holder->variable(name);
     if (dst.dims() != it->second.dims() || dst.dtype() != it->second.dtype()) {
       throw TrainError((run_dir / "params.safetensors").string() + ": tensor '" + name + "' is " +

@@ -28,10 +28,10 @@ struct TrainError : std::runtime_error {
 };
 
 struct TrainOptions {
-  std::optional<std::int64_t> epochs;  // overrides the train block
-  std::optional<std::uint64_t> seed;   // overrides the train block
-  std::filesystem::path run_dir;       // created when missing
-  bool terminal = false;               // draw a progress bar (else plain lines)
+  std::optional<std::int64_t> epochs;    // overrides the train block
+  std::optional<std::uint64_t> seed;     // overrides the train block
+  std::filesystem::path run_dir;         // created when missing
+  bool terminal = false;                 // draw a progress bar (else plain lines)
   std::int64_t max_steps_per_epoch = 0;  // 0: every batch (short runs for tests and smoke checks)
 
   // Checkpoints (docs/checkpoints.md) go to run_dir/checkpoints.
@@ -42,9 +42,9 @@ struct TrainOptions {
   // run_dir/checkpoints/latest (or starts afresh when there is none yet); anything else names
   // a checkpoint, a checkpoints folder or a run folder.
   std::string resume;
-  bool reset_optimizer = false;       // resume although the optimizer changed: its state restarts
-  std::filesystem::path warm_start;   // start afresh from this checkpoint's weights (no optimizer state)
-  std::string kiln_version = "dev";   // recorded in manifests
+  bool reset_optimizer = false;      // resume although the optimizer changed: its state restarts
+  std::filesystem::path warm_start;  // start afresh from this checkpoint's weights (no optimizer state)
+  std::string kiln_version = "dev";  // recorded in manifests
 };
 
 struct EpochResult {
@@ -59,8 +59,8 @@ struct EpochResult {
 struct TrainResult {
   std::vector<EpochResult> epochs;
   bool early_stopped = false;
-  std::int64_t best_epoch = 0;  // by the early-stopping metric (or the last epoch)
-  std::map<std::string, double> test;  // on the train block's `test` features, when it names one
+  std::int64_t best_epoch = 0;             // by the early-stopping metric (or the last epoch)
+  std::map<std::string, double> test;      // on the train block's `test` features, when it names one
   std::vector<double> checkpoint_seconds;  // the training pause of each checkpoint saved
   std::int64_t resumed_at_step = -1;       // the global step resumed from, -1 for a fresh start
 };

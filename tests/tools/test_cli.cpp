@@ -2,12 +2,12 @@
 // exit codes (0 ok, 1 user error, 2 internal error) on good and bad input.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -22,7 +22,8 @@ struct Run {
 
 Run kiln(const std::string& args) {
   std::string command = "cd '" KILN_SOURCE_DIR "' && KILN_STDLIB='" KILN_SOURCE_DIR "/stdlib' NO_COLOR=1 '" KILN_BINARY
-                        "' " + args + " 2>&1";
+                        "' " +
+                        args + " 2>&1";
   Run r;
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -53,7 +54,8 @@ std::string read(const fs::path& p) {
 TEST_CASE("kiln check: every example model is ok", "[cli]") {
   Run r = kiln("check models/*.kiln");
   CHECK(r.code == 0);
-  CHECK_THAT(r.out, Catch::Contains("models/fashion_mlp.kiln: ok — model fashion_mlp (6 parameter tensors, 235146 weights"));
+  CHECK_THAT(r.out,
+             Catch::Contains("models/fashion_mlp.kiln: ok — model fashion_mlp (6 parameter tensors, 235146 weights"));
 }
 
 TEST_CASE("kiln check: a user error exits 1 with file:line:col; a missing file exits 1", "[cli]") {
@@ -170,9 +172,10 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   CHECK_THAT(eval.out, Catch::Contains("confusion matrix on the holdout"));
 
   // Records without the label column: one prediction each, with the class.
-  std::ofstream(dir / "new.csv") << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n"
-                                    "9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n"
-                                    "x,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
+  std::ofstream(dir / "new.csv")
+      << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n"
+         "9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n"
+         "x,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
   Run predict = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
                      (dir / "new.csv").string() + " --format jsonl");
   CHECK(predict.code == 0);

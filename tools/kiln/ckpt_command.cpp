@@ -147,7 +147,8 @@ int run_diff(const fs::path& a, const fs::path& b) {
       continue;
     }
     double most = 0;
-    for (std::int64_t i = 0; i < t.elements(); ++i) most = std::max(most, std::fabs(as_double(t, i) - as_double(it->second, i)));
+    for (std::int64_t i = 0; i < t.elements(); ++i)
+      most = std::max(most, std::fabs(as_double(t, i) - as_double(it->second, i)));
     std::printf("  %-40s max abs diff %.6g\n", name.c_str(), most);
     if (most != 0) same = false;
   }
@@ -172,7 +173,8 @@ int run_strip(const fs::path& what, const fs::path& out) {
   checkpoint::CheckpointContents contents;
   contents.step = ck->manifest.value("step", 0);
   contents.manifest = ck->manifest;
-  for (const char* k : {"manifest_crc32c", "files", "parameters", "optimizer_state", "stripped"}) contents.manifest.erase(k);
+  for (const char* k : {"manifest_crc32c", "files", "parameters", "optimizer_state", "stripped"})
+    contents.manifest.erase(k);
   contents.manifest["stripped_from"] = ck->path.string();
   for (const auto& [name, t] : ck->params) contents.params.emplace_back(name, &t);
   contents.pipeline = ck->pipeline;
@@ -191,11 +193,13 @@ int run_strip(const fs::path& what, const fs::path& out) {
 CLI::App* add_ckpt_command(CLI::App& app, CkptArgs& args) {
   CLI::App* ckpt = app.add_subcommand("ckpt", "Inspect checkpoints: ls, show, verify, diff, strip");
   ckpt->require_subcommand(1);
-  args.ls = ckpt->add_subcommand("ls", "List the checkpoints of a run or checkpoints folder (step, epoch, metrics, latest)");
+  args.ls =
+      ckpt->add_subcommand("ls", "List the checkpoints of a run or checkpoints folder (step, epoch, metrics, latest)");
   args.ls->add_option("DIR", args.dir, "A run folder or its checkpoints folder")->required();
   args.show = ckpt->add_subcommand("show", "Print the manifest and a per-tensor summary (shape, dtype, min/max/mean)");
   args.show->add_option("CKPT", args.dir, "A checkpoint (or a run/checkpoints folder: its latest)")->required();
-  args.verify = ckpt->add_subcommand("verify", "Recompute every checksum; exit 1 naming each file and tensor that fails");
+  args.verify =
+      ckpt->add_subcommand("verify", "Recompute every checksum; exit 1 naming each file and tensor that fails");
   args.verify->add_option("CKPT", args.dir, "A checkpoint (or a run/checkpoints folder: its latest)")->required();
   args.diff = ckpt->add_subcommand("diff", "Compare two checkpoints' parameters (max abs difference per tensor)");
   args.diff->add_option("A", args.dir, "A checkpoint")->required();

@@ -93,8 +93,8 @@ int run_check(const std::vector<std::string>& files, const Common& common, bool 
         for (const ir::NamedValue& p : m.graph.parameters()) {
           weights += m.graph.node(p.value).type.shape.static_elements();
         }
-        std::cout << " — model " << m.name << " (" << m.graph.parameters().size() << " parameter tensors, "
-                  << weights << " weights, " << m.graph.size() << " nodes)";
+        std::cout << " — model " << m.name << " (" << m.graph.parameters().size() << " parameter tensors, " << weights
+                  << " weights, " << m.graph.size() << " nodes)";
       }
       std::cout << "\n";
     } else if (code != kOk) {
@@ -145,8 +145,8 @@ int run_dump(const std::string& path, bool ast_mode, bool ir_mode, bool train, c
     }
   }
   if (!found) {
-    std::cerr << "kiln dump: no " << (train ? "train block" : "model") << (model.empty() ? "" : " named '" + model + "'")
-              << " in " << path << "\n";
+    std::cerr << "kiln dump: no " << (train ? "train block" : "model")
+              << (model.empty() ? "" : " named '" + model + "'") << " in " << path << "\n";
     return kUserError;
   }
   return kOk;
@@ -156,7 +156,8 @@ int run_graph(const std::string& path, const std::string& out, const std::string
   if (!readable(path)) return kUserError;
   auto c = compile_and_report(path, common);
   if (exit_code(*c) != kOk) return exit_code(*c);
-  const sema::LoweredModel* m = model.empty() ? (c->models.empty() ? nullptr : &c->models.front()) : c->find_model(model);
+  const sema::LoweredModel* m =
+      model.empty() ? (c->models.empty() ? nullptr : &c->models.front()) : c->find_model(model);
   if (m == nullptr) {
     std::cerr << "kiln graph: no model" << (model.empty() ? "" : " named '" + model + "'") << " in " << path << "\n";
     return kUserError;
@@ -361,7 +362,8 @@ int main_impl(int argc, char** argv) {
   app.require_subcommand(1);
   Common common;
   common.color = isatty(2) != 0 && std::getenv("NO_COLOR") == nullptr;
-  app.add_option("--stdlib", common.stdlib_dirs, "Where `import NAME` finds NAME.kiln (repeatable; default: KILN_STDLIB or the built-in stdlib)");
+  app.add_option("--stdlib", common.stdlib_dirs,
+                 "Where `import NAME` finds NAME.kiln (repeatable; default: KILN_STDLIB or the built-in stdlib)");
 
   std::vector<std::string> check_files;
   bool quiet = false;
@@ -405,7 +407,8 @@ int main_impl(int argc, char** argv) {
   train->add_option("--checkpoint-every", train_args.checkpoint_every,
                     "Also checkpoint every N steps (one is always written at each epoch's end)");
   train->add_flag("--no-checkpoints", train_args.no_checkpoints, "Write no checkpoints");
-  train->add_option("--keep", train_args.checkpointing.retention.keep_last, "Keep the newest N checkpoints (default 3)");
+  train->add_option("--keep", train_args.checkpointing.retention.keep_last,
+                    "Keep the newest N checkpoints (default 3)");
   train->add_option("--keep-every", train_args.checkpointing.retention.keep_every,
                     "Also keep every checkpoint whose step is a multiple of K");
   train->add_option("--keep-every-minutes", train_args.checkpointing.retention.keep_every_minutes,
@@ -424,13 +427,15 @@ int main_impl(int argc, char** argv) {
   std::string eval_file, eval_model, eval_run;
   runtime::PredictOptions predict_options;
   std::string predict_file, predict_model, predict_format = "csv", predict_run, predict_input;
-  auto* predict = app.add_subcommand("predict", "Predict with a finished run: records in, one prediction per record out");
+  auto* predict =
+      app.add_subcommand("predict", "Predict with a finished run: records in, one prediction per record out");
   predict->add_option("FILE", predict_file, "The .kiln file")->required();
   auto* predict_run_opt = predict->add_option("--run", predict_run, "The run folder written by kiln train");
   auto* predict_ckpt_opt = predict->add_option("--checkpoint", predict_run, "A checkpoint folder (verified first)");
   predict_run_opt->excludes(predict_ckpt_opt);
-  predict->add_option("--input", predict_input,
-                      "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
+  predict->add_option(
+      "--input", predict_input,
+      "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
   predict->add_option("--format", predict_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
   predict->add_option("--model", predict_model, "Which model's train block (default: the first)");
 
@@ -465,7 +470,8 @@ int main_impl(int argc, char** argv) {
   if (predict->parsed()) {
     predict_options.run_dir = predict_run;
     predict_options.input = predict_input;
-    predict_options.format = predict_format == "jsonl" ? runtime::PredictFormat::kJsonLines : runtime::PredictFormat::kCsv;
+    predict_options.format =
+        predict_format == "jsonl" ? runtime::PredictFormat::kJsonLines : runtime::PredictFormat::kCsv;
     return run_predict(predict_file, predict_model, predict_options, common);
   }
   return kUserError;

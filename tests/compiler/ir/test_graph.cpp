@@ -35,10 +35,10 @@ Graph small_model(FileId file) {
   Graph g("mlp");
   const ValueId x = g.add(make("input", {}, A({{"name", S("x")}, {"dtype", S("f32")}, {"shape", Is({b, 784})}}),
                                F32({b, 784}), "x", span_of(file, "x :")));
-  const ValueId init = g.add(make("random_normal", {},
-                                  A({{"shape", Is({784, 10})}, {"mean", F(0)}, {"stddev", F(0.01)},
-                                     {"dtype", S("f32")}, {"stream", I(0)}}),
-                                  F32({784, 10})));
+  const ValueId init = g.add(
+      make("random_normal", {},
+           A({{"shape", Is({784, 10})}, {"mean", F(0)}, {"stddev", F(0.01)}, {"dtype", S("f32")}, {"stream", I(0)}}),
+           F32({784, 10})));
   const ValueId w = g.add(make("parameter", {init}, A({{"name", S("w")}}), F32({784, 10}), "w"));
   const ValueId logits = g.add(make("matmul", {x, w}, A({{"transpose_a", B(false)}, {"transpose_b", B(false)}}),
                                     F32({b, 10}), "logits", span_of(file, "logits")));
@@ -218,5 +218,7 @@ TEST_CASE("the verifier reports malformed graphs without crashing", "[ir][graph]
     g.add(make("assign_state", {7, 8}, {}, F32({})));
     CHECK(has_problem(verify(g), "%10 assign_state: operand 'state' is %7, which is not a state node"));
   }
-  SECTION("an empty graph is valid") { CHECK(verify(Graph("empty")).empty()); }
+  SECTION("an empty graph is valid") {
+    CHECK(verify(Graph("empty")).empty());
+  }
 }

@@ -103,7 +103,9 @@ bool has_diagnostic(const std::string& rendered, const std::string& where, const
   return false;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // True when some "  hint: ..." line of `rendered` contains `part`.
 bool has_hint(const std::string& rendered, const std::string& part) {
@@ -229,8 +231,8 @@ TEST_CASE("transform arguments are resolved", "[sema][features]") {
   INFO(c.rendered);
   REQUIRE(c.set.has_value());
   CHECK(c.warnings == 1);  // d.csv is not there
-  CHECK(has_diagnostic(c.rendered, "1:17", "data file 'd.csv' not found; columns are not checked against it",
-                       "warning"));
+  CHECK(
+      has_diagnostic(c.rendered, "1:17", "data file 'd.csv' not found; columns are not checked against it", "warning"));
   const FeatureColumn& a = *c.set->find("a");
   CHECK(a.transforms[0].fill_mode == "constant");
   CHECK(a.transforms[0].constant == -1);
@@ -274,8 +276,7 @@ TEST_CASE("csv headers: quoted names and CRLF line ends", "[sema][features]") {
   CHECK(c.rendered.empty());
 
   // An absolute path is used as it is, wherever the .kiln file lives.
-  const std::string absolute = "features f from csv(\"" + (dir.path / "d.csv").string() +
-                               "\") {\n  Age : number\n}\n";
+  const std::string absolute = "features f from csv(\"" + (dir.path / "d.csv").string() + "\") {\n  Age : number\n}\n";
   const Checked abs = check(absolute, "/nonexistent");
   REQUIRE(abs.set.has_value());
   CHECK(abs.rendered.empty());
@@ -352,8 +353,7 @@ TEST_CASE("column errors: message, position and hint", "[sema][features]") {
       {"  b : pixels[28]", "28", "pixels takes 2 or 3 dimensions, got 1", nullptr, 2},
       {"  b : pixels[28, w]", "w]", "a pixels dimension must be an integer, not 'w'", nullptr, 2},
       {"  b : pixels[28, 0]", "0]", "a pixels dimension must be positive", nullptr, 2},
-      {"  b : number -> standarize", "standarize", "unknown transform 'standarize'",
-       "did you mean 'standardize'?"},
+      {"  b : number -> standarize", "standarize", "unknown transform 'standarize'", "did you mean 'standardize'?"},
       {"  b : number -> frobnicate", "frobnicate", "unknown transform 'frobnicate'", "transforms are fill, "},
       {"  b : number -> standardize(1)", "1)", "standardize takes no arguments", "write '-> standardize'"},
       {"  b : number -> log1p(base: 2)", "base", "log1p takes no arguments", nullptr},
@@ -370,8 +370,8 @@ TEST_CASE("column errors: message, position and hint", "[sema][features]") {
       {"  b : number -> clip(1, 2, 3)", "3", "clip takes 2 arguments, got more", nullptr},
       {"  b : number -> scale(0)", "0", "scale(0) would erase column 'b'", nullptr},
       {"  b : number -> scale(x)", "x", "the factor of scale must be a number, not 'x'", nullptr},
-      {"  b : number -> bucketize([10, 20, 15])", "15", "bucket edges must be strictly increasing: 15 does not follow 20",
-       nullptr},
+      {"  b : number -> bucketize([10, 20, 15])", "15",
+       "bucket edges must be strictly increasing: 15 does not follow 20", nullptr},
       {"  b : number -> bucketize([1, 1])", "1]", "bucket edges must be strictly increasing", nullptr},
       {"  b : number -> bucketize(3)", "3", "bucketize takes a list of edges", nullptr},
       {"  b : number -> bucketize([])", "[]", "bucketize needs at least one edge", nullptr},
@@ -391,15 +391,16 @@ TEST_CASE("column errors: message, position and hint", "[sema][features]") {
        "category column 'Home' must be encoded: add -> one_hot(levels: N) or -> index(levels: N)", nullptr},
       {"  b : category[x, y] -> fill(constant: \"x\")", "b",
        "category column 'b' must be encoded: add -> one_hot(levels: 2) or -> index(levels: 2)", nullptr},
-      {"  b : category -> one_hot(levels: 2) -> fill(constant: \"x\")", "fill(",
-       "fill cannot follow one_hot", "one_hot must be the last transform of column 'b'"},
+      {"  b : category -> one_hot(levels: 2) -> fill(constant: \"x\")", "fill(", "fill cannot follow one_hot",
+       "one_hot must be the last transform of column 'b'"},
       {"  b : number -> bucketize([1]) -> scale(2)", "scale", "scale cannot follow bucketize", nullptr},
       {"  label y : category[a, b] -> one_hot(levels: 2)", "one_hot", "label 'y' cannot be encoded with one_hot",
        "remove '-> one_hot(levels: 2)'"},
       {"  label y : category", "category", "category label 'y' needs its classes", "category[N]"},
       {"  label y : pixels[2, 2]", "pixels", "a label must be a number or a category column, not pixels", nullptr, 2},
       {"  a : number", "a", "duplicate column 'a'", "'a' is first declared at t.kiln:2:3"},
-      {"  b : category[99999999999999999999] -> one_hot(levels: 2)", "999", "'99999999999999999999' is out of range", nullptr},
+      {"  b : category[99999999999999999999] -> one_hot(levels: 2)", "999", "'99999999999999999999' is out of range",
+       nullptr},
   };
   TempDir dir;  // no d.csv: the header check is skipped with a warning
   for (const Case& k : cases) {

@@ -173,7 +173,8 @@ model m {
   CHECK_THAT(r.rendered, Catch::Contains("t.kiln:4:7: error: module 'nn' has no layer 'dence'"));
   CHECK_THAT(r.rendered, Catch::Contains("hint: did you mean 'nn.dense'?"));
   CHECK_THAT(r.rendered, Catch::Contains("t.kiln:5:12: error: unknown name 'y'"));
-  CHECK_THAT(r.rendered, Catch::Contains("t.kiln:6:29: error: argument 'bias' of nn.dense must be a bool, not an int (1)"));
+  CHECK_THAT(r.rendered,
+             Catch::Contains("t.kiln:6:29: error: argument 'bias' of nn.dense must be a bool, not an int (1)"));
 }
 
 TEST_CASE("a shape mismatch inside a stdlib layer names the chain of calls", "[sema][errors]") {
@@ -271,9 +272,10 @@ TEST_CASE("imports: relative files, aliases, cycles, unknown modules", "[sema][i
   std::ofstream(dir / "a.kiln") << "import \"b.kiln\"\n";
   std::ofstream(dir / "b.kiln") << "import \"a.kiln\"\n";
 
-  auto ok = check("import \"lib/blocks.kiln\"\nimport \"lib/blocks.kiln\" as blk\nmodel m {\n"
-                  "  input x : f32[batch, 3]\n  output y = twice(x) + blk.twice(x)\n}\n",
-                  dir / "main.kiln");
+  auto ok = check(
+      "import \"lib/blocks.kiln\"\nimport \"lib/blocks.kiln\" as blk\nmodel m {\n"
+      "  input x : f32[batch, 3]\n  output y = twice(x) + blk.twice(x)\n}\n",
+      dir / "main.kiln");
   CHECK(ok.rendered.empty());
 
   auto cycle = sema::compile_file(dir / "a.kiln", stdlib());

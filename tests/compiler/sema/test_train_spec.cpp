@@ -81,7 +81,9 @@ bool has_error(const std::string& rendered, const std::string& where, const std:
   return false;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // True when some "  hint: ..." line of `rendered` contains `part`.
 bool has_hint(const std::string& rendered, const std::string& part) {
@@ -330,8 +332,7 @@ TEST_CASE("promote errors: message, position and hint", "[sema][promote]") {
       {"  gate auc >= production.aucc", "aucc", "unknown metric 'aucc' of production", "did you mean 'auc'?"},
       {"  gate auc >= staging.auc", "staging", "'staging.auc' is not a metric", "production.METRIC"},
       {"  gate auc >= production", "production", "'production' needs a metric", "production.auc"},
-      {"  gate auc >= max(0.8, production.auc)", "max", "'max(0.8, production.auc)' cannot appear in a gate",
-       nullptr},
+      {"  gate auc >= max(0.8, production.auc)", "max", "'max(0.8, production.auc)' cannot appear in a gate", nullptr},
       {"  gate auc >= \"high\"", "\"high\"", "'\"high\"' cannot appear in a gate", nullptr},
       {"  gate auc @ 2 > 1", "auc", "'@' is not allowed inside a gate", nullptr},
       {"  gate auc >= (0.8 >= 0.7)", "0.8", "'>=' is not allowed inside a gate", nullptr},

@@ -36,7 +36,9 @@ const T& decl(const Parsed& p, std::size_t i) {
   return *d;
 }
 
-std::string span_text(const Parsed& p, Span s) { return std::string(p.sources.text(s)); }
+std::string span_text(const Parsed& p, Span s) {
+  return std::string(p.sources.text(s));
+}
 
 }  // namespace
 
@@ -88,8 +90,9 @@ TEST_CASE("layer: typed arguments, shape patterns, defaults, params, state, upda
 }
 
 TEST_CASE("expressions: precedence, unary minus, calls with named arguments, members, lists", "[parser]") {
-  auto p = parse("model m {\n  input x : f32[batch, 2]\n  y = -a + b * c @ d - f(x, k: [1, 2.5, \"s\"], t: true)\n"
-                 "  z = nn.dense(x, 3) <= 4\n  output o = (a + b) * c\n}\n");
+  auto p = parse(
+      "model m {\n  input x : f32[batch, 2]\n  y = -a + b * c @ d - f(x, k: [1, 2.5, \"s\"], t: true)\n"
+      "  z = nn.dense(x, 3) <= 4\n  output o = (a + b) * c\n}\n");
   REQUIRE(p->rendered.empty());
   const auto& m = decl<ast::ModelDecl>(*p, 0);
   const ast::Expr& y = p->file.expr(m.body[1].values[0]);
@@ -164,9 +167,10 @@ TEST_CASE("newlines are white space inside brackets; ';' may end statements", "[
 }
 
 TEST_CASE("syntax errors: location, expected, found, hint; several per file", "[parser][errors]") {
-  auto p = parse("model m {\n  input x : f32[batch, 4]\n  h = relu(x\n  output y = h\n}\n"
-                 "model n {\n  h1 relu(x)\n}\n"
-                 "train m { loss = 1 +\n}\n");
+  auto p = parse(
+      "model m {\n  input x : f32[batch, 4]\n  h = relu(x\n  output y = h\n}\n"
+      "model n {\n  h1 relu(x)\n}\n"
+      "train m { loss = 1 +\n}\n");
   CHECK(p->diags.error_count() == 3);
   CHECK_THAT(p->rendered, Catch::Contains("t.kiln:3:13: error: expected ')', found end of line"));
   CHECK_THAT(p->rendered, Catch::Contains("hint: is a ',' missing between arguments"));
@@ -213,7 +217,8 @@ TEST_CASE("hostile input: binary garbage gives a diagnostic", "[parser][hostile]
 }
 
 TEST_CASE("hostile input: invalid UTF-8 is named with its byte", "[parser][hostile]") {
-  CHECK_THAT(parse("model m {\n  x = 1 # caf\xe9\n}\n")->rendered, Catch::Contains("t.kiln:2:14: error: invalid UTF-8 byte 0xE9"));
+  CHECK_THAT(parse("model m {\n  x = 1 # caf\xe9\n}\n")->rendered,
+             Catch::Contains("t.kiln:2:14: error: invalid UTF-8 byte 0xE9"));
   CHECK_THAT(parse("# overlong \xc0\xaf\n")->rendered, Catch::Contains("invalid UTF-8 byte 0xC0"));
   CHECK_THAT(parse("# surrogate \xed\xa0\x80\n")->rendered, Catch::Contains("invalid UTF-8 byte 0xED"));
   CHECK(parse("# valid: caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5\nimport nn\n")->rendered.empty());

@@ -53,7 +53,9 @@ std::string slurp(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void spit(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes; }
+void spit(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
 
 std::string problems_text(const fs::path& ckpt) {
   std::string all;
@@ -75,7 +77,8 @@ TEST_CASE("crc32c matches the standard test vector", "[checkpoint]") {
   CHECK(checkpoint::crc32c(std::string_view("123456789")) == 0xE3069283u);
   CHECK(checkpoint::crc32c(std::string_view("")) == 0u);
   std::string long_text(1000, 'x');
-  std::uint32_t split = checkpoint::crc32c_extend(checkpoint::crc32c(long_text.data(), 333), long_text.data() + 333, 667);
+  std::uint32_t split =
+      checkpoint::crc32c_extend(checkpoint::crc32c(long_text.data(), 333), long_text.data() + 333, 667);
   CHECK(split == checkpoint::crc32c(long_text));
   CHECK(checkpoint::crc_hex(0xE3069283u) == "e3069283");
 }
@@ -225,8 +228,9 @@ TEST_CASE("an independent Python reader reads a checkpoint's weights: names, sha
   Fixture f;
   fs::path dir = fresh_dir("interop");
   fs::path ckpt = checkpoint::save_checkpoint(dir, f.contents(1));
-  std::string command = "python3 " + (fs::path(KILN_SOURCE_DIR) / "tests/runtime/checkpoint/read_safetensors.py").string() +
-                        " " + (ckpt / "params.safetensors").string();
+  std::string command = "python3 " +
+                        (fs::path(KILN_SOURCE_DIR) / "tests/runtime/checkpoint/read_safetensors.py").string() + " " +
+                        (ckpt / "params.safetensors").string();
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string out;
@@ -242,6 +246,7 @@ TEST_CASE("an independent Python reader reads a checkpoint's weights: names, sha
     }
     return s + "\n";
   };
-  std::string expected = line("dense.b", "4", 4, f.b.data<float>(), 3) + line("dense.w", "3x4", 12, f.w.data<float>(), 3);
+  std::string expected =
+      line("dense.b", "4", 4, f.b.data<float>(), 3) + line("dense.w", "3x4", 12, f.w.data<float>(), 3);
   CHECK(out == expected);
 }

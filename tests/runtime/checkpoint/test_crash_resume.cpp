@@ -26,8 +26,9 @@ namespace fs = std::filesystem;
 using namespace kiln;
 
 pid_t start_train(const fs::path& run_dir, bool checkpoints) {
-  std::vector<std::string> args = {KILN_BINARY, "train", std::string(KILN_SOURCE_DIR) + "/models/credit_risk.kiln",
-                                   "--epochs", "3", "--out", run_dir.string()};
+  std::vector<std::string> args = {KILN_BINARY,     "train", std::string(KILN_SOURCE_DIR) + "/models/credit_risk.kiln",
+                                   "--epochs",      "3",     "--out",
+                                   run_dir.string()};
   if (checkpoints) {
     for (const char* a : {"--checkpoint-every", "3", "--keep", "2", "--resume", "latest"}) args.emplace_back(a);
   } else {
@@ -119,6 +120,5 @@ TEST_CASE("kill -9 at random moments, resume each time: bit-identical parameters
   CHECK(kills >= 10);
   REQUIRE(fs::exists(run / "params.safetensors"));
   CHECK(slurp(run / "params.safetensors") == slurp(reference / "params.safetensors"));
-  WARN(kills << " kills (" << kills_mid_save << " left a save's temporary behind), " << completions
-             << " completions");
+  WARN(kills << " kills (" << kills_mid_save << " left a save's temporary behind), " << completions << " completions");
 }

@@ -53,13 +53,15 @@ TEST_CASE("resume refuses a changed optimizer or model with precise messages; ck
   CHECK(refused.code == 1);
   CHECK(refused.out.find("the optimizer changed") != std::string::npos);
   CHECK(refused.out.find("lr: the checkpoint has 0.001, the train block 0.002") != std::string::npos);
-  Result reset = kiln("train " + model.string() + " --epochs 2 --max-steps 6 --out " + run + " --resume latest --reset-optimizer");
+  Result reset =
+      kiln("train " + model.string() + " --epochs 2 --max-steps 6 --out " + run + " --resume latest --reset-optimizer");
   INFO(reset.out);
   CHECK(reset.code == 0);
 
   // A changed model: a wider first layer and a renamed last one.
   std::string changed = std::regex_replace(original, std::regex("nn.dense\\(x, 64\\)"), "nn.dense(x, 48)");
-  changed = std::regex_replace(changed, std::regex("output risk = nn.dense\\(d2, 2\\)"), "out2 = nn.dense(d2, 2)\n  output risk = out2");
+  changed = std::regex_replace(changed, std::regex("output risk = nn.dense\\(d2, 2\\)"),
+                               "out2 = nn.dense(d2, 2)\n  output risk = out2");
   std::ofstream(model) << changed;
   Result mismatch = kiln("train " + model.string() + " --epochs 3 --max-steps 6 --out " + run + " --resume latest");
   INFO(mismatch.out);

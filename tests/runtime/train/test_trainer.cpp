@@ -120,9 +120,10 @@ train m {
   runtime::TrainOptions options;
   options.run_dir = dir / "run";
   std::ostringstream log;
-  CHECK_THROWS_WITH(runtime::train(*c, c->trains[0], options, log),
-                    Catch::Contains("the loss is NaN at step 1 (epoch 1): the first NaN or infinity comes from op log") &&
-                        Catch::Contains("nan.kiln:12:22"));
+  CHECK_THROWS_WITH(
+      runtime::train(*c, c->trains[0], options, log),
+      Catch::Contains("the loss is NaN at step 1 (epoch 1): the first NaN or infinity comes from op log") &&
+          Catch::Contains("nan.kiln:12:22"));
 
   // A finite loss with an infinite gradient: sqrt at 0 (its derivative is 1 / (2 sqrt(0))).
   std::ofstream(dir / "grad.kiln") << R"(import nn
