@@ -106,3 +106,41 @@ TEST_CASE("resume refuses a changed optimizer or model with precise messages; ck
   CHECK(bad.out.find("params.safetensors: tensor '") != std::string::npos);
   CHECK(kiln("eval " + model.string() + " --checkpoint " + (root / "stripped").string()).code == 1);
 }
+
+TEST_CASE("resume refuses another seed, another batch size and changed data", "[checkpoint]") {
+  const fs::path root = fs::temp_directory_path() / "kiln_checkpoint" / "resume_refusals";
+  fs::remove_all(root);
+  fs::create_directories(root / "data");
+  // A copy of the data, so this test can change it.
+  fs::copy_file(fs::path(KILN_SOURCE_DIR) / "models" / "data" / "credit_data.csv", root / "data" / "credit_data.csv");
+  const std::string original = slurp(fs::path(KILN_SOURCE_DIR) / "models" / "credit_risk.kiln");
+  const fs::path model = root / "credit.kiln";
+  std::ofstream(model) << original;
+  const std::string run = (root / "run").string();
+  Result first = kiln("train " + model.string() + " --epochs 1 --max-steps 4 --checkpoint-every 2 --out " + run);
+  INFO(first.out);
+  REQUIRE(first.code == 0);
+
+  Result seed =
+      kiln("train " + model.string() + " --epochs 2 --max-steps 4 --out " + run + " --resume latest --seed 99");
+  INFO(seed.out);
+  CHECK(seed.code == 1);
+  CHECK(seed.out.find("cannot resume with --seed 99: the checkpoint's run has seed 7") != std::string::npos);
+
+  std::ofstream(model) << std::regex_replace(original, std::regex("batch = 128"), "batch = 64");
+  Result batch = kiln("train " + model.string() + " --epochs 2 --max-steps 4 --out " + run + " --resume latest");
+  INFO(batch.out);
+  CHECK(batch.code == 1);
+  CHECK(batch.out.find("cannot resume: the checkpoint's run has batch 128, the train block 64") != std::string::npos);
+
+  std::ofstream(model) << original;
+  {
+    std::ofstream append(root / "data" / "credit_data.csv", std::ios::app);
+    append << "good,9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
+  }
+  Result data = kiln("train " + model.string() + " --epochs 2 --max-steps 4 --out " + run + " --resume latest");
+  INFO(data.out);
+  CHECK(data.code == 1);
+  CHECK(data.out.find("cannot resume: the training data changed since the checkpoint") != std::string::npos);
+  CHECK(data.out.find("--warm-start") != std::string::npos);
+}
