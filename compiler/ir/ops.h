@@ -90,9 +90,10 @@ struct OpInfo {
   std::string_view onnx_name;  // "" when none
   std::string_view doc;        // one line, shown by `kiln ops`
 
-  // Filled by later issues (gradient rule, reference kernel, CPU lowering, CUDA kernel);
-  // kept here so adding an op stays one table entry plus its kernels.
-  std::function<void()> gradient_rule_placeholder;
+  // The rest of an op lives beside its kind, each keyed by the op's name and each with a
+  // test that reads this table and fails when an op lacks it: the gradient rule
+  // (compiler/autodiff/gradient_rules*.cpp, for kDifferentiable ops) and the reference
+  // kernel's adapter (runtime/exec/reference_adapters.cpp, for every op).
 
   bool has(OpFlags f) const { return (flags & f) != 0; }
 };
