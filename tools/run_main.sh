@@ -23,5 +23,6 @@ echo
 echo "== kiln eval models/credit_risk.kiln --run build/runs/credit_risk"
 $kiln eval models/credit_risk.kiln --run build/runs/credit_risk
 echo
-echo "== kiln predict (first 5 loans)"
-$kiln predict models/credit_risk.kiln --run build/runs/credit_risk | head -n 6
+echo "== kiln predict (all 4454 loans to build/runs/credit_risk/predictions.csv; the first 5)"
+$kiln predict models/credit_risk.kiln --run build/runs/credit_risk > build/runs/credit_risk/predictions.csv
+head -n 6 build/runs/credit_risk/predictions.csv
