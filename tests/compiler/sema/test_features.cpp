@@ -18,6 +18,7 @@
 
 #include "compiler/sema/features.h"
 #include "compiler/syntax/parser.h"
+#include "tests/support/files.h"
 
 using namespace kiln;
 using namespace kiln::sema;
@@ -25,33 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path repo_root() {
-#ifdef KILN_SOURCE_DIR
-  return fs::path(KILN_SOURCE_DIR);
-#else
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
-#endif
-}
-
-// A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("kiln_sema_features_" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream out(path / name, std::ios::binary);
-    out << text;
-  }
-};
+using kiln::testing::TempDir;
 
 struct Checked {
   std::optional<FeatureSet> set;
@@ -121,7 +96,7 @@ const char* kHead = "features f from csv(\"d.csv\") {\n  a : number\n";
 }  // namespace
 
 TEST_CASE("the example models' feature sets check cleanly with the right widths", "[sema][features]") {
-  const fs::path models = repo_root() / "models";
+  const fs::path models = kiln::testing::source_dir() / "models";
   struct Expect {
     const char* file;
     const char* features;
@@ -148,7 +123,7 @@ TEST_CASE("the example models' feature sets check cleanly with the right widths"
 }
 
 TEST_CASE("credit: columns, transforms and the csv path", "[sema][features]") {
-  const fs::path models = repo_root() / "models";
+  const fs::path models = kiln::testing::source_dir() / "models";
   const Checked c = check(read_file(models / "credit_risk.kiln"), models);
   INFO(c.rendered);
   REQUIRE(c.set.has_value());
@@ -181,7 +156,7 @@ TEST_CASE("credit: columns, transforms and the csv path", "[sema][features]") {
 }
 
 TEST_CASE("recommender: index columns are their own i32 inputs", "[sema][features]") {
-  const fs::path models = repo_root() / "models";
+  const fs::path models = kiln::testing::source_dir() / "models";
   const Checked c = check(read_file(models / "recommender.kiln"), models);
   REQUIRE(c.set.has_value());
   const FeatureColumn* s = c.set->find("s");
@@ -194,7 +169,7 @@ TEST_CASE("recommender: index columns are their own i32 inputs", "[sema][feature
 }
 
 TEST_CASE("fashion: pixels and an idx source", "[sema][features]") {
-  const fs::path models = repo_root() / "models";
+  const fs::path models = kiln::testing::source_dir() / "models";
   const Checked cnn = check(read_file(models / "fashion_cnn.kiln"), models);
   REQUIRE(cnn.set.has_value());
   CHECK(cnn.set->source == SourceKind::kIdx);

@@ -16,6 +16,7 @@
 
 #include "compiler/sema/train_spec.h"
 #include "compiler/syntax/parser.h"
+#include "tests/support/files.h"
 
 using namespace kiln;
 using namespace kiln::sema;
@@ -23,20 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path repo_root() {
-#ifdef KILN_SOURCE_DIR
-  return fs::path(KILN_SOURCE_DIR);
-#else
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
-#endif
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kiln::testing::read_file;
 
 // Owns the source and the parsed file, since a TrainSpec's loss refers into file.exprs.
 struct Parsed {
@@ -109,7 +97,7 @@ TEST_CASE("known metrics", "[sema][train]") {
 }
 
 TEST_CASE("every example model's train and promote blocks check cleanly", "[sema][train]") {
-  for (const auto& entry : fs::directory_iterator(repo_root() / "models")) {
+  for (const auto& entry : fs::directory_iterator(kiln::testing::source_dir() / "models")) {
     if (entry.path().extension() != ".kiln") continue;
     INFO(entry.path().string());
     Parsed p(read_file(entry.path()));
@@ -130,7 +118,7 @@ TEST_CASE("every example model's train and promote blocks check cleanly", "[sema
 }
 
 TEST_CASE("credit: train values", "[sema][train]") {
-  Parsed p(read_file(repo_root() / "models/credit_risk.kiln"));
+  Parsed p(read_file(kiln::testing::source_dir() / "models/credit_risk.kiln"));
   const std::optional<TrainSpec> t = train(p);
   INFO(p.rendered());
   REQUIRE(t.has_value());
@@ -158,7 +146,7 @@ TEST_CASE("credit: train values", "[sema][train]") {
 }
 
 TEST_CASE("credit: promotion gates", "[sema][promote]") {
-  Parsed p(read_file(repo_root() / "models/credit_risk.kiln"));
+  Parsed p(read_file(kiln::testing::source_dir() / "models/credit_risk.kiln"));
   const std::optional<PromoteSpec> s = promote(p);
   INFO(p.rendered());
   REQUIRE(s.has_value());
@@ -172,7 +160,7 @@ TEST_CASE("credit: promotion gates", "[sema][promote]") {
 }
 
 TEST_CASE("fashion and recommender: test split and adamw", "[sema][train]") {
-  Parsed fashion(read_file(repo_root() / "models/fashion_cnn.kiln"));
+  Parsed fashion(read_file(kiln::testing::source_dir() / "models/fashion_cnn.kiln"));
   const std::optional<TrainSpec> f = train(fashion);
   REQUIRE(f.has_value());
   CHECK(f->test == "fashion_test");
@@ -180,7 +168,7 @@ TEST_CASE("fashion and recommender: test split and adamw", "[sema][train]") {
   CHECK(f->holdout == 0.1);
   CHECK(f->metrics == std::vector<std::string>{"accuracy", "loss"});
 
-  Parsed rec(read_file(repo_root() / "models/recommender.kiln"));
+  Parsed rec(read_file(kiln::testing::source_dir() / "models/recommender.kiln"));
   const std::optional<TrainSpec> r = train(rec);
   REQUIRE(r.has_value());
   CHECK(r->optimizer.kind == "adamw");

@@ -11,45 +11,17 @@
 #include <string>
 
 #include "compiler/sema/sema.h"
+#include "tests/support/files.h"
 
 namespace kiln::data::testing {
 
 namespace fs = std::filesystem;
+using kiln::testing::read_file;
+using kiln::testing::source_dir;
+using kiln::testing::TempDir;
 
-inline fs::path source_dir() {
-  return fs::path(KILN_SOURCE_DIR);
-}
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("kiln_data_" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream out(path / name, std::ios::binary);
-    out << text;
-    return path / name;
-  }
-  fs::path write(const std::string& name, const char* bytes, std::size_t size) const {
-    return write(name, std::string(bytes, size));
-  }
-};
 
-inline std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 inline sema::SemaOptions sema_options() {
   sema::SemaOptions opts;

@@ -61,7 +61,7 @@ TEST_CASE("dataset: bad rows are quarantined with line and reason", "[data]") {
   CHECK(data.train.lines == std::vector<std::int64_t>{2, 4});
   CHECK(data.summary.rejected == 6);
   CHECK(data.summary.records == 8);
-  CHECK(read_text(o.quarantine_path) ==
+  CHECK(read_file(o.quarantine_path) ==
         "line,reason,record\n"
         "3,'thirty' in number column 'age' is not a number,\"thirty,100,oslo,low\"\n"
         "5,\"expected 4 fields as in the header, found 3\",\"50,200,oslo\"\n"
@@ -69,7 +69,7 @@ TEST_CASE("dataset: bad rows are quarantined with line and reason", "[data]") {
         "7,\"missing value in number column 'age', which has no fill(...)\",\",300,oslo,low\"\n"
         "8,unexpected text after the closing quote of field 3,\"70,400,\"\"x\"\"y,low\"\n"
         "9,missing value in label column 'risk',\"80,500,oslo,\"\n");
-  nlohmann::json summary = nlohmann::json::parse(read_text(o.summary_path));
+  nlohmann::json summary = nlohmann::json::parse(read_file(o.summary_path));
   CHECK(summary["rows"] == 2);
   CHECK(summary["rejected"] == 6);
   CHECK(summary["first_rejects"][0]["line"] == 3);
@@ -133,7 +133,7 @@ TEST_CASE("dataset: the credit data summary", "[data]") {
   o.summary_path = dir.path / "summary.json";
   o.quarantine_path = dir.path / "quarantine.csv";
   Dataset data = load_dataset(set, o);
-  nlohmann::json s = nlohmann::json::parse(read_text(o.summary_path));
+  nlohmann::json s = nlohmann::json::parse(read_file(o.summary_path));
   CHECK(s["rows"] == 4454);
   CHECK(s["rejected"] == 0);
   CHECK(s["train_rows"].get<int>() + s["holdout_rows"].get<int>() == 4454);
@@ -157,11 +157,11 @@ TEST_CASE("dataset: the credit data summary", "[data]") {
   CHECK(status["classes"]["bad"] == 1254);
   CHECK(status["classes"]["good"] == 3200);
   CHECK(s["columns"][0]["min"].get<double>() == 0.0);  // Seniority
-  std::string bytes = read_text(set.csv_path);
+  std::string bytes = read_file(set.csv_path);
   Fnv1a64 h;
   h.update(bytes.data(), bytes.size());
   CHECK(s["content_hash"] == format_hash(h.value()));
-  CHECK(read_text(o.quarantine_path) == "line,reason,record\n");
+  CHECK(read_file(o.quarantine_path) == "line,reason,record\n");
 }
 
 TEST_CASE("dataset: the stratified split keeps the class ratio within 1%", "[data]") {

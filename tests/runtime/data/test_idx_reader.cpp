@@ -99,7 +99,7 @@ TEST_CASE("idx: a truncated gzip stream is an error, not a crash", "[data]") {
   fs::path real = kFashion / "train-labels-idx1-ubyte.gz";
   if (!fs::exists(real)) return;
   TempDir dir;
-  std::string bytes = read_text(real);
+  std::string bytes = read_file(real);
   fs::path p = dir.write("cut.gz", bytes.substr(0, bytes.size() / 2));
   std::string message = error_of(p);
   CHECK_THAT(message, Catch::StartsWith(p.string() + ": error: truncated IDX file"));

@@ -112,7 +112,7 @@ TEST_CASE("pipeline: statistics come from the training split only", "[data]") {
 
   // Rewrite every holdout row's numbers wildly: the fitted pipeline must not move.
   TempDir dir;
-  std::string text = read_text(set.csv_path);
+  std::string text = read_file(set.csv_path);
   std::vector<std::string> lines;
   std::size_t start = 0;
   while (start < text.size()) {
