@@ -11,7 +11,7 @@
 
 #include "compiler/ir/graph.h"
 
-namespace kiln::runtime {
+namespace kiln::ir {
 
 using BufferId = std::uint32_t;
 
@@ -26,9 +26,9 @@ enum class BufferRole : std::uint8_t {
 };
 
 struct Buffer {
-  ir::ValueId value = 0;  // the graph node whose result it holds
+  ValueId value = 0;  // the graph node whose result it holds
   std::string name;       // the node's name, or "%<value>" when it has none
-  ir::DType dtype = ir::DType::kF32;
+  DType dtype = DType::kF32;
   std::vector<std::int64_t> dims;  // concrete: the batch dimension filled in
   std::size_t bytes = 0;
   std::size_t offset = 0;  // into the arena
@@ -40,11 +40,11 @@ struct Buffer {
 };
 
 struct Instruction {
-  ir::OpId op = 0;
+  OpId op = 0;
   std::vector<BufferId> operands;  // read
   BufferId result = 0;             // written
-  ir::Attrs attrs;                 // the node's attributes, as the graph has them
-  ir::ValueId node = 0;            // for messages: which graph node this runs
+  Attrs attrs;                 // the node's attributes, as the graph has them
+  ValueId node = 0;            // for messages: which graph node this runs
   // input / parameter / state: the name it is fed or stored under; assign_state: the
   // name of the parameter or state it writes.
   std::string variable;
@@ -81,14 +81,19 @@ struct Program {
 // initialize program, which holds just those. Throws std::invalid_argument for a batch
 // below 1 and std::logic_error for a malformed graph (an operand used before it is
 // defined, an assign_state whose target is not a parameter or state).
-Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind kind = ProgramKind::kStep,
-                         const ir::OpRegistry& ops = ir::core_ops());
+Program lower_to_program(const Graph& graph, std::int64_t batch, ProgramKind kind = ProgramKind::kStep,
+                         const OpRegistry& ops = core_ops());
+
+// Places every buffer in the arena from its lifetime ([first, last]) and role, and sets
+// arena_bytes and pinned_bytes. lower_to_program calls it; a backend that changes lifetimes
+// (fusion keeps a fused producer's operands alive until its consumer runs) calls it again.
+void plan_arena(Program& program);
 
 // Stable text: a header line, one instruction per line (result and operand buffers with
 // their arena offsets), one line per buffer (type, size, offset, lifetime, role), the
 // results, and a memory summary:
 //   i3: b3@953344 = matmul(b0@0, b1@12544) {transpose_a=false, transpose_b=false} : f32[4, 256]  # y
 //   memory: arena 961536 bytes (953344 pinned), buffers 971880 bytes in all, reuse saves 10344 bytes
-std::string print_program(const Program& program, const ir::OpRegistry& ops = ir::core_ops());
+std::string print_program(const Program& program, const OpRegistry& ops = core_ops());
 
-}  // namespace kiln::runtime
+}  // namespace kiln::ir

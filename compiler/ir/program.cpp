@@ -1,7 +1,7 @@
 // Lowering a Graph to a Program: pick the nodes a step (or the initialisation) needs,
 // give each a buffer with concrete dims, compute lifetimes, and plan the arena. Pinned
 // buffers come first and never move; temporaries go first-fit into freed space above.
-#include "runtime/exec/program.h"
+#include "compiler/ir/program.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,9 +11,9 @@
 #include <map>
 #include <stdexcept>
 
-#include "runtime/exec/tensor.h"
 
-namespace kiln::runtime {
+
+namespace kiln::ir {
 namespace {
 
 std::size_t align_up(std::size_t n) {
@@ -72,22 +72,22 @@ bool is_variable_op(std::string_view op) {
 
 // Which nodes the program runs: everything the roots reach, except that a step reads
 // parameters and states as stored and so does not run their initialisers.
-std::vector<bool> needed_nodes(const ir::Graph& graph, ProgramKind kind, const ir::OpRegistry& ops) {
+std::vector<bool> needed_nodes(const Graph& graph, ProgramKind kind, const OpRegistry& ops) {
   std::vector<bool> needed(graph.size(), false);
   if (kind == ProgramKind::kStep) {
     for (const auto& out : graph.outputs()) needed.at(out.value) = true;
-    for (ir::ValueId id = 0; id < graph.size(); ++id) {
+    for (ValueId id = 0; id < graph.size(); ++id) {
       if (ops.get(graph.node(id).op).has(ir::kSideEffect)) needed[id] = true;
     }
   } else {
     for (const auto& p : graph.parameters()) needed.at(p.value) = true;
     for (const auto& s : graph.states()) needed.at(s.value) = true;
   }
-  for (ir::ValueId id = static_cast<ir::ValueId>(graph.size()); id-- > 0;) {
+  for (ValueId id = static_cast<ValueId>(graph.size()); id-- > 0;) {
     if (!needed[id]) continue;
     const ir::Node& node = graph.node(id);
     if (kind == ProgramKind::kStep && is_variable_op(ops.get(node.op).name)) continue;
-    for (const ir::ValueId operand : node.operands) {
+    for (const ValueId operand : node.operands) {
       if (operand >= id) {
         throw std::logic_error(
             fmt::format("lower_to_program: node %{} of graph '{}' uses %{}, which is not defined "
@@ -114,7 +114,35 @@ std::size_t Program::buffer_bytes_total() const {
   return total;
 }
 
-Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind kind, const ir::OpRegistry& ops) {
+void plan_arena(Program& program) {
+  // Pinned buffers side by side at the bottom, then temporaries by liveness. A buffer is
+  // placed before the buffers that die at its first instruction are freed, so no kernel
+  // writes over its own input.
+  std::size_t pinned = 0;
+  for (Buffer& b : program.buffers) {
+    if (!b.pinned()) continue;
+    b.offset = pinned;
+    pinned += align_up(b.bytes);
+  }
+  std::vector<std::vector<BufferId>> born_at(program.instructions.size());
+  std::vector<std::vector<BufferId>> dies_after(program.instructions.size());
+  for (BufferId b = 0; b < program.buffers.size(); ++b) {
+    const Buffer& buffer = program.buffers[b];
+    if (buffer.pinned() || buffer.first >= program.instructions.size()) continue;
+    born_at[buffer.first].push_back(b);
+    dies_after[std::max(buffer.first, buffer.last)].push_back(b);
+  }
+  ArenaPlanner planner;
+  for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+    for (const BufferId b : born_at[i]) program.buffers[b].offset = pinned + planner.allocate(program.buffers[b].bytes);
+    for (const BufferId b : dies_after[i])
+      planner.release(program.buffers[b].offset - pinned, program.buffers[b].bytes);
+  }
+  program.pinned_bytes = pinned;
+  program.arena_bytes = pinned + planner.top();
+}
+
+Program lower_to_program(const Graph& graph, std::int64_t batch, ProgramKind kind, const OpRegistry& ops) {
   if (batch < 1) throw std::invalid_argument(fmt::format("batch size must be at least 1, got {}", batch));
   Program program;
   program.graph_name = graph.name();
@@ -122,8 +150,8 @@ Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind
   program.batch = batch;
   const std::vector<bool> needed = needed_nodes(graph, kind, ops);
 
-  std::map<ir::ValueId, BufferId> buffer_of;
-  for (ir::ValueId id = 0; id < graph.size(); ++id) {
+  std::map<ValueId, BufferId> buffer_of;
+  for (ValueId id = 0; id < graph.size(); ++id) {
     if (!needed[id]) continue;
     const ir::Node& node = graph.node(id);
     const std::string_view op = ops.get(node.op).name;
@@ -156,7 +184,7 @@ Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind
       inst.variable = target.attrs.get_string("name", target.name);
     }
     if (!(kind == ProgramKind::kStep && is_variable_op(op))) {
-      for (const ir::ValueId operand : node.operands) {
+      for (const ValueId operand : node.operands) {
         const BufferId b = buffer_of.at(operand);
         inst.operands.push_back(b);
         program.buffers[b].last = static_cast<std::uint32_t>(program.instructions.size());
@@ -169,7 +197,7 @@ Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind
   }
 
   // Results: outputs (a step) or every variable (initialisation) are pinned.
-  const auto add_result = [&](const std::string& name, ir::ValueId value) {
+  const auto add_result = [&](const std::string& name, ValueId value) {
     const BufferId b = buffer_of.at(value);
     if (program.buffers[b].role == BufferRole::kTemporary) program.buffers[b].role = BufferRole::kOutput;
     program.results.push_back({name, b});
@@ -181,27 +209,7 @@ Program lower_to_program(const ir::Graph& graph, std::int64_t batch, ProgramKind
     for (const auto& s : graph.states()) add_result(s.name, s.value);
   }
 
-  // Plan: pinned buffers side by side at the bottom, then temporaries by liveness. A
-  // result is placed before its operands are freed, so no kernel writes over its input.
-  std::size_t pinned = 0;
-  for (Buffer& b : program.buffers) {
-    if (!b.pinned()) continue;
-    b.offset = pinned;
-    pinned += align_up(b.bytes);
-  }
-  std::vector<std::vector<BufferId>> dies_after(program.instructions.size());
-  for (BufferId b = 0; b < program.buffers.size(); ++b) {
-    if (!program.buffers[b].pinned()) dies_after[program.buffers[b].last].push_back(b);
-  }
-  ArenaPlanner planner;
-  for (std::size_t i = 0; i < program.instructions.size(); ++i) {
-    Buffer& result = program.buffers[program.instructions[i].result];
-    if (!result.pinned()) result.offset = pinned + planner.allocate(result.bytes);
-    for (const BufferId b : dies_after[i])
-      planner.release(program.buffers[b].offset - pinned, program.buffers[b].bytes);
-  }
-  program.pinned_bytes = pinned;
-  program.arena_bytes = pinned + planner.top();
+  plan_arena(program);
   return program;
 }
 
@@ -218,12 +226,12 @@ std::string_view role_name(BufferRole role) {
 }
 
 std::string type_string(const Buffer& b) {
-  return fmt::format("{}[{}]", ir::dtype_name(b.dtype), fmt::join(b.dims, ", "));
+  return fmt::format("{}[{}]", dtype_name(b.dtype), fmt::join(b.dims, ", "));
 }
 
 }  // namespace
 
-std::string print_program(const Program& program, const ir::OpRegistry& ops) {
+std::string print_program(const Program& program, const OpRegistry& ops) {
   std::string out = fmt::format("program {} ({}, batch {}): {} instructions, {} buffers\n", program.graph_name,
                                 program.kind == ProgramKind::kStep ? "step" : "initialize", program.batch,
                                 program.instructions.size(), program.buffers.size());
@@ -257,4 +265,4 @@ std::string print_program(const Program& program, const ir::OpRegistry& ops) {
   return out;
 }
 
-}  // namespace kiln::runtime
+}  // namespace kiln::ir
