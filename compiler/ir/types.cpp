@@ -24,6 +24,17 @@ std::optional<DType> parse_dtype(std::string_view name) {
   return std::nullopt;
 }
 
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return 4;
+    case DType::kF64: return 8;
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
+    case DType::kBool: return 1;
+  }
+  return 1;
+}
+
 bool is_float(DType dtype) {
   return dtype == DType::kF32 || dtype == DType::kF64;
 }

@@ -2,6 +2,7 @@
 // Every shape is static except one symbolic batch dimension (Dim::batch()).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@ std::string_view dtype_name(DType dtype);  // "f32", ...
 std::optional<DType> parse_dtype(std::string_view name);
 bool is_float(DType dtype);
 bool is_integer(DType dtype);
+std::size_t dtype_size(DType dtype);  // bytes per element
 
 // One dimension: a static size (>= 0) or the symbolic batch dimension.
 struct Dim {

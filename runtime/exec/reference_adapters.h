@@ -12,10 +12,22 @@
 #include <vector>
 
 #include "runtime/exec/executor.h"
-#include "runtime/exec/program.h"
+#include "compiler/ir/program.h"
 #include "runtime/exec/tensor.h"
 
 namespace kiln::runtime {
+
+// The Program (compiler/ir/program.h) is the IR level every executor runs.
+using ir::Buffer;
+using ir::BufferId;
+using ir::BufferRole;
+using ir::Instruction;
+using ir::kBufferAlignment;
+using ir::lower_to_program;
+using ir::NamedBuffer;
+using ir::print_program;
+using ir::Program;
+using ir::ProgramKind;
 
 // A buffer of the arena as a kernel sees it.
 struct BufferView {

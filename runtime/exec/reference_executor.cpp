@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "runtime/exec/executor.h"
-#include "runtime/exec/program.h"
+#include "compiler/ir/program.h"
 #include "runtime/exec/reference_adapters.h"
 
 namespace kiln::runtime {

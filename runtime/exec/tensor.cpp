@@ -12,16 +12,6 @@
 
 namespace kiln::runtime {
 
-std::size_t dtype_size(ir::DType dtype) {
-  switch (dtype) {
-    case ir::DType::kF32: return 4;
-    case ir::DType::kF64: return 8;
-    case ir::DType::kI32: return 4;
-    case ir::DType::kI64: return 8;
-    case ir::DType::kBool: return 1;
-  }
-  return 1;
-}
 
 void Tensor::Free::operator()(void* p) const {
   std::free(p);

@@ -41,6 +41,6 @@ class Tensor {
   std::unique_ptr<void, Free> data_;
 };
 
-std::size_t dtype_size(ir::DType dtype);
+using ir::dtype_size;  // bytes per element
 
 }  // namespace kiln::runtime
