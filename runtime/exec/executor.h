@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "compiler/ir/graph.h"
 #include "runtime/exec/tensor.h"
@@ -53,10 +54,24 @@ class Executor {
 
   // Parameters and states by name (read and write: checkpoints, warm starts, tests).
   virtual Tensor& variable(const std::string& name) = 0;
+
+  // Seconds spent compiling the step (0 for backends that compile nothing).
+  virtual double compile_seconds() const { return 0; }
 };
 
 // The reference backend. Throws std::invalid_argument with a clear message when a feed is
 // missing or has the wrong type.
 std::unique_ptr<Executor> make_reference_executor(const ir::Graph& graph, std::int64_t batch);
+
+// The LLVM backend (runtime/exec/jit_executor.cpp): the step compiled to native code by the
+// ORC JIT, kernels split over the global thread pool. Throws std::runtime_error when the
+// graph holds an op or dtype it cannot compile (the message names the op and suggests
+// --backend reference).
+std::unique_ptr<Executor> make_jit_executor(const ir::Graph& graph, std::int64_t batch);
+
+enum class Backend : std::uint8_t { kJit, kReference };
+std::unique_ptr<Executor> make_executor(const ir::Graph& graph, std::int64_t batch, Backend backend);
+std::string_view backend_name(Backend backend);
+std::optional<Backend> parse_backend(std::string_view name);  // "jit" (or "llvm"), "reference"
 
 }  // namespace kiln::runtime

@@ -69,7 +69,7 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   auto executor_for = [&](std::int64_t rows) -> Executor& {
     auto& slot = executors[rows];
     if (slot) return *slot;
-    slot = make_reference_executor(graph, rows);
+    slot = make_executor(graph, rows, options.backend);
     auto load = [&](const std::string& name) {
       auto it = params.tensors.find(name);
       if (it == params.tensors.end())

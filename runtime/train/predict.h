@@ -10,6 +10,7 @@
 #include <string>
 
 #include "compiler/sema/sema.h"
+#include "runtime/exec/executor.h"
 
 namespace kiln::runtime {
 
@@ -19,6 +20,7 @@ struct PredictOptions {
   std::filesystem::path run_dir;
   std::filesystem::path input;  // a CSV file; empty: the features block's own source (CSV or IDX)
   PredictFormat format = PredictFormat::kCsv;
+  Backend backend = Backend::kJit;
 };
 
 // Returns the number of records predicted. Throws TrainError (trainer.h) for a missing

@@ -4,6 +4,8 @@
 // the LLVM backend lands; nothing here knows which backend it drives.
 #include "runtime/train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -79,8 +81,8 @@ bool lower_is_better(const std::string& metric) {
 class Evaluator {
  public:
   Evaluator(const sema::Compilation& c, const sema::LoweredTrain& t, const data::FittedPipeline& pipeline,
-            std::int64_t batch)
-      : t_(t), batch_(batch), roles_(loss_roles(c, t)), plan_(plan_feeds(c, t.spec.model, t.graph, pipeline)) {
+            std::int64_t batch, Backend backend)
+      : t_(t), batch_(batch), backend_(backend), roles_(loss_roles(c, t)), plan_(plan_feeds(c, t.spec.model, t.graph, pipeline)) {
     for (const data::FittedColumn& col : pipeline.columns) {
       if (col.is_label && col.name == roles_.label && col.kind == sema::ColumnKind::kCategory) {
         classes_ = static_cast<int>(col.classes.size());
@@ -132,12 +134,13 @@ class Evaluator {
 
   Executor& executor_for(std::int64_t rows) {
     auto& slot = executors_[rows];
-    if (!slot) slot = make_reference_executor(t_.graph, rows);
+    if (!slot) slot = make_executor(t_.graph, rows, backend_);
     return *slot;
   }
 
   const sema::LoweredTrain& t_;
   std::int64_t batch_;
+  Backend backend_;
   LossRoles roles_;
   std::vector<Feed> plan_;
   int classes_ = 0;
@@ -257,9 +260,17 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
     throw TrainError("cannot build the training step:\n" + why);
   }
   std::vector<Feed> plan = plan_feeds(c, spec.model, step.graph, data.pipeline);
-  std::unique_ptr<Executor> exec = make_reference_executor(step.graph, batch);
+  std::unique_ptr<Executor> exec;
+  try {
+    exec = make_executor(step.graph, batch, options.backend);
+  } catch (const std::runtime_error& e) {
+    throw TrainError(std::string("cannot compile the training step: ") + e.what());
+  }
+  if (options.backend == Backend::kJit) {
+    log << fmt::format("compiled the training step (batch {}) with LLVM in {:.2f} s\n", batch, exec->compile_seconds());
+  }
   exec->initialize(seed);
-  Evaluator evaluator(c, t, data.pipeline, batch);
+  Evaluator evaluator(c, t, data.pipeline, batch, options.backend);
 
   // Model variables (parameters, then states such as batch-norm statistics) and the
   // optimizer's states (every other state of the step graph: opt.*).
@@ -562,7 +573,7 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
 }
 
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& t,
-                                           const fs::path& run_dir, Confusion* confusion) {
+                                           const fs::path& run_dir, Confusion* confusion, Backend backend) {
   data::FittedPipeline pipeline;
   SafetensorsFile params;
   std::uint64_t seed = 0;
@@ -614,7 +625,7 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
   };
   for (const ir::NamedValue& p : t.graph.parameters()) load_into(p.name);
   for (const ir::NamedValue& s : t.graph.states()) load_into(s.name);
-  Evaluator evaluator(c, t, pipeline, t.spec.batch);
+  Evaluator evaluator(c, t, pipeline, t.spec.batch, backend);
   std::map<std::string, double> metrics = evaluator.run(*holder, data.holdout, seed);
   if (confusion != nullptr) *confusion = evaluator.confusion();
   if (!t.spec.test.empty()) {

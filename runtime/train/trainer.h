@@ -18,6 +18,7 @@
 
 #include "compiler/sema/sema.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
+#include "runtime/exec/executor.h"
 
 namespace kiln::runtime {
 
@@ -45,6 +46,7 @@ struct TrainOptions {
   bool reset_optimizer = false;      // resume although the optimizer changed: its state restarts
   std::filesystem::path warm_start;  // start afresh from this checkpoint's weights (no optimizer state)
   std::string kiln_version = "dev";  // recorded in manifests
+  Backend backend = Backend::kJit;   // where steps and evaluations run
 };
 
 struct EpochResult {
@@ -81,7 +83,8 @@ struct Confusion {
   std::vector<std::vector<std::int64_t>> counts;
 };
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& train,
-                                           const std::filesystem::path& run_dir, Confusion* confusion = nullptr);
+                                           const std::filesystem::path& run_dir, Confusion* confusion = nullptr,
+                                           Backend backend = Backend::kJit);
 
 // "true \ predicted" table for people.
 std::string format_confusion(const Confusion& confusion);

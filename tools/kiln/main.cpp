@@ -257,6 +257,7 @@ struct TrainArgs {
   std::int64_t max_steps = 0;
   std::int64_t checkpoint_every = 0;
   bool no_checkpoints = false;
+  runtime::Backend backend = runtime::Backend::kJit;
   runtime::TrainOptions checkpointing;  // retention, resume, reset_optimizer, warm_start
 };
 
@@ -282,6 +283,7 @@ int run_train(const TrainArgs& args, const Common& common) {
   options.reset_optimizer = args.checkpointing.reset_optimizer;
   options.warm_start = args.checkpointing.warm_start;
   options.kiln_version = KILN_VERSION;
+  options.backend = args.backend;
   try {
     runtime::TrainResult r = runtime::train(*c, *t, options, std::cout);
     std::cout << "trained " << t->spec.model << ": " << r.epochs.size() << " epoch(s)"
@@ -289,11 +291,15 @@ int run_train(const TrainArgs& args, const Common& common) {
   } catch (const runtime::TrainError& e) {
     std::cerr << "kiln train: error: " << e.what() << "\n";
     return kUserError;
+  } catch (const std::runtime_error& e) {
+    std::cerr << "kiln train: error: " << e.what() << "\n";
+    return kUserError;
   }
   return kOk;
 }
 
-int run_eval(const std::string& file, const std::string& model, const std::string& run_dir, const Common& common) {
+int run_eval(const std::string& file, const std::string& model, const std::string& run_dir, runtime::Backend backend,
+             const Common& common) {
   if (!readable(file)) return kUserError;
   auto c = compile_and_report(file, common);
   if (exit_code(*c) != kOk) return exit_code(*c);
@@ -301,7 +307,7 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
   if (t == nullptr) return kUserError;
   try {
     runtime::Confusion confusion;
-    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir, &confusion);
+    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir, &confusion, backend);
     std::cout << "{";
     bool first = true;
     for (const auto& [name, value] : metrics) {
@@ -315,6 +321,9 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
                 << runtime::format_confusion(confusion);
     }
   } catch (const runtime::TrainError& e) {
+    std::cerr << "kiln eval: error: " << e.what() << "\n";
+    return kUserError;
+  } catch (const std::runtime_error& e) {
     std::cerr << "kiln eval: error: " << e.what() << "\n";
     return kUserError;
   }
@@ -339,6 +348,9 @@ int run_predict(const std::string& file, const std::string& model, const runtime
   try {
     runtime::predict(*c, *t, options, std::cout, std::cerr);
   } catch (const runtime::TrainError& e) {
+    std::cerr << "kiln predict: error: " << e.what() << "\n";
+    return kUserError;
+  } catch (const std::runtime_error& e) {
     std::cerr << "kiln predict: error: " << e.what() << "\n";
     return kUserError;
   }
@@ -396,8 +408,15 @@ int main_impl(int argc, char** argv) {
 
   auto* ops = app.add_subcommand("ops", "List the primitive ops of the op registry");
 
+  // --backend for train, eval and predict: the LLVM JIT by default, the reference kernels for checking.
+  const std::map<std::string, runtime::Backend> backends{{"jit", runtime::Backend::kJit},
+                                                         {"reference", runtime::Backend::kReference}};
+  const char* backend_help = "Where to run: jit (LLVM, native code; the default) or reference (the naive oracle)";
+  runtime::Backend eval_backend = runtime::Backend::kJit;
+
   TrainArgs train_args;
-  auto* train = app.add_subcommand("train", "Train a model on its train block's data (reference backend)");
+  auto* train = app.add_subcommand("train", "Train a model on its train block's data");
+  train->add_option("--backend", train_args.backend, backend_help)->transform(CLI::CheckedTransformer(backends));
   train->add_option("FILE", train_args.file, "The .kiln file")->required();
   train->add_option("--model", train_args.model, "Which model's train block (default: the first)");
   train->add_option("--epochs", train_args.epochs, "Override the train block's epochs");
@@ -437,6 +456,7 @@ int main_impl(int argc, char** argv) {
       "--input", predict_input,
       "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
   predict->add_option("--format", predict_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
+  predict->add_option("--backend", predict_options.backend, backend_help)->transform(CLI::CheckedTransformer(backends));
   predict->add_option("--model", predict_model, "Which model's train block (default: the first)");
 
   auto* eval = app.add_subcommand("eval", "Evaluate a finished run on the holdout split of its data");
@@ -445,6 +465,7 @@ int main_impl(int argc, char** argv) {
   auto* eval_ckpt_opt = eval->add_option("--checkpoint", eval_run, "A checkpoint folder (verified first)");
   eval_run_opt->excludes(eval_ckpt_opt);
   eval->add_option("--model", eval_model, "Which model's train block (default: the first)");
+  eval->add_option("--backend", eval_backend, backend_help)->transform(CLI::CheckedTransformer(backends));
 
   CkptArgs ckpt_args;
   auto* ckpt = add_ckpt_command(app, ckpt_args);
@@ -466,7 +487,7 @@ int main_impl(int argc, char** argv) {
     std::cerr << "kiln: error: --run or --checkpoint is required\n";
     return kUserError;
   }
-  if (eval->parsed()) return run_eval(eval_file, eval_model, eval_run, common);
+  if (eval->parsed()) return run_eval(eval_file, eval_model, eval_run, eval_backend, common);
   if (predict->parsed()) {
     predict_options.run_dir = predict_run;
     predict_options.input = predict_input;

@@ -1,0 +1,103 @@
+// The LLVM CPU backend. A Program becomes one LLVM module: the kernels of kernels/cpu
+// (embedded as bitcode) are linked in, every kernel call gets constant shapes and is
+// inlined where LLVM finds it pays, chains of elementwise ops become one loop (or the
+// epilogue of the matmul that feeds them: bias + relu), and the whole is optimised for
+// the host CPU. The module is then run in process by the ORC JIT (JitProgram) or written
+// as an object file (emit_object) for a deployable artifact.
+//
+// The generated entry point (C ABI):
+//   void ENTRY(void* arena, void* const* slots, const kiln_run_state* state);
+// `arena` holds arena_bytes (64-byte aligned) of working memory, temporaries and kernel
+// scratch, owned by the caller and reused between calls; `slots` holds one pointer per
+// Slot, in order: each input and variable (read), each assign target (the new value of a
+// parameter or state is written there) and each output (written). Nothing is allocated.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/program.h"
+
+namespace kiln::codegen {
+
+// What the generated code reads besides its buffers; layout shared with the C header of
+// an artifact.
+struct RunState {
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  std::uint64_t training = 0;  // if_training picks its first operand when non-zero
+};
+
+using EntryFn = void (*)(void* arena, void* const* slots, const RunState* state);
+
+enum class SlotKind : std::uint8_t { kInput, kVariable, kAssign, kOutput };
+
+struct Slot {
+  SlotKind kind = SlotKind::kInput;
+  std::string name;  // input, variable or output name; kAssign: the parameter or state written
+  ir::DType dtype = ir::DType::kF32;
+  std::vector<std::int64_t> dims;
+  std::size_t bytes = 0;
+};
+
+struct CodegenOptions {
+  int threads = 1;  // ways the kernels and large loops split their work (kiln_parallel_for)
+  // Define kiln_parallel_for in the module as a serial loop (artifacts carry no runtime);
+  // otherwise the host provides it.
+  bool serial_parallel_for = false;
+  std::string cpu;       // target CPU; empty: the host's
+  std::string features;  // target features; empty: the host's
+};
+
+// What code generation did with one Program (for `kiln build` and compile-time reports).
+struct CodegenReport {
+  std::string entry;
+  std::size_t arena_bytes = 0;    // program arena after fusion plus kernel scratch
+  std::size_t scratch_bytes = 0;  // of which kernel scratch
+  int instructions = 0;           // in the Program
+  int fused = 0;                  // elementwise instructions folded into another's loop
+  int epilogues = 0;              // adds and relus folded into a matmul's epilogue
+  int loops = 0;                  // generated elementwise loops
+  int kernel_calls = 0;
+  std::vector<Slot> slots;
+};
+
+// Why the backend cannot compile `program` (the first op and dtype it lacks, with the
+// instruction's label), or nullopt. The JIT's capability query, never a test blacklist.
+std::optional<std::string> unsupported_reason(const ir::Program& program);
+
+// One compiled Program in process.
+class JitProgram {
+ public:
+  virtual ~JitProgram() = default;
+  virtual EntryFn entry() const = 0;
+  virtual const CodegenReport& report() const = 0;
+  virtual double compile_seconds() const = 0;
+};
+
+// Compiles `program` with the ORC JIT. `parallel_for` is the host's kiln_parallel_for
+// (ignored with options.serial_parallel_for). Throws std::runtime_error with the reason
+// when the program holds something the backend cannot compile or LLVM fails.
+std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options,
+                                        void* parallel_for);
+
+// One entry point of an object file.
+struct ObjectEntry {
+  const ir::Program* program = nullptr;
+  std::string name;
+};
+
+// Writes every entry into one relocatable object file at `path` (serial kiln_parallel_for
+// defined inside it, kernels internal, only the entry symbols exported). Returns a report
+// per entry. Throws std::runtime_error on failure.
+std::vector<CodegenReport> emit_object(const std::vector<ObjectEntry>& entries, const CodegenOptions& options,
+                                       const std::string& path);
+
+// "avx2" or "portable": which kernel bitcode the host gets.
+std::string host_kernel_flavour();
+
+}  // namespace kiln::codegen

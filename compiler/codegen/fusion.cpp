@@ -1,0 +1,113 @@
+#include "compiler/codegen/fusion.h"
+
+#include <algorithm>
+#include <set>
+
+namespace kiln::codegen::detail {
+
+OpClass op_class(std::string_view op) {
+  static const std::set<std::string_view> kSources = {"input", "parameter", "state"};
+  static const std::set<std::string_view> kElementwise = {
+      "constant", "full",    "neg",     "abs",     "exp",  "log",       "sqrt",          "tanh",
+      "sigmoid",  "relu",    "cast",    "add",     "sub",  "mul",       "div",           "pow",
+      "maximum",  "minimum", "less",    "less_equal", "greater", "greater_equal", "equal", "not_equal",
+      "select",   "broadcast_to", "if_training"};
+  if (kSources.contains(op)) return OpClass::kSource;
+  if (kElementwise.contains(op)) return OpClass::kElementwise;
+  return OpClass::kKernel;
+}
+
+namespace {
+
+std::string_view op_name(const ir::Instruction& inst) {
+  return ir::core_ops().get(inst.op).name;
+}
+
+}  // namespace
+
+FusionPlan plan_fusion(ir::Program& p) {
+  const std::size_t n = p.instructions.size();
+  FusionPlan plan;
+  plan.inlined.assign(n, false);
+  plan.absorbed.assign(n, false);
+  plan.producer.assign(p.buffers.size(), -1);
+  std::vector<std::vector<std::size_t>> readers(p.buffers.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const ir::Instruction& inst = p.instructions[i];
+    plan.producer[inst.result] = static_cast<std::int32_t>(i);
+    std::vector<ir::BufferId> ops = inst.operands;
+    std::sort(ops.begin(), ops.end());
+    ops.erase(std::unique(ops.begin(), ops.end()), ops.end());
+    for (const ir::BufferId b : ops) readers[b].push_back(i);
+  }
+  // A buffer some result names must exist as itself.
+  std::vector<bool> is_result(p.buffers.size(), false);
+  for (const ir::NamedBuffer& r : p.results) is_result[r.buffer] = true;
+  const auto private_to = [&](ir::BufferId b) -> std::optional<std::size_t> {
+    if (p.buffers[b].pinned() || is_result[b] || readers[b].size() != 1) return std::nullopt;
+    return readers[b].front();
+  };
+  std::vector<ir::BufferId> dead;  // results nobody materialises any more
+
+  // Matmul epilogues: C = A·B, then add(C, bias[n]), then relu.
+  for (std::size_t m = 0; m < n; ++m) {
+    const ir::Instruction& mm = p.instructions[m];
+    if (op_name(mm) != "matmul") continue;
+    const ir::Buffer& c = p.buffers[mm.result];
+    if (c.dtype != ir::DType::kF32 || c.dims.size() != 2 || p.buffers[mm.operands[0]].dims.size() != 2 ||
+        p.buffers[mm.operands[1]].dims.size() != 2)
+      continue;
+    const auto j = private_to(mm.result);
+    if (!j || op_name(p.instructions[*j]) != "add") continue;
+    const ir::Instruction& add = p.instructions[*j];
+    if (add.operands[0] == add.operands[1]) continue;
+    const ir::BufferId bias = add.operands[0] == mm.result ? add.operands[1] : add.operands[0];
+    const ir::Buffer& bb = p.buffers[bias];
+    const std::int64_t cols = c.dims[1];
+    const bool row_bias = (bb.dims.size() == 1 && bb.dims[0] == cols) ||
+                          (bb.dims.size() == 2 && bb.dims[0] == 1 && bb.dims[1] == cols);
+    if (!row_bias || bb.dtype != ir::DType::kF32 || p.buffers[add.result].dims != c.dims) continue;
+    if (plan.producer[bias] < 0 || static_cast<std::size_t>(plan.producer[bias]) >= m) continue;
+    Epilogue e{bias, 0, add.result};
+    plan.absorbed[*j] = true;
+    dead.push_back(mm.result);
+    if (const auto k = private_to(add.result); k && op_name(p.instructions[*k]) == "relu" &&
+                                               p.buffers[p.instructions[*k].result].dims == c.dims) {
+      plan.absorbed[*k] = true;
+      dead.push_back(add.result);
+      e.act = 1;
+      e.target = p.instructions[*k].result;
+    }
+    p.buffers[e.target].first = static_cast<std::uint32_t>(m);
+    plan.epilogues[m] = e;
+  }
+
+  // Elementwise chains: a producer read only by one same-shaped elementwise instruction.
+  for (std::size_t i = 0; i < n; ++i) {
+    const ir::Instruction& inst = p.instructions[i];
+    if (plan.absorbed[i] || op_class(op_name(inst)) != OpClass::kElementwise) continue;
+    const auto j = private_to(inst.result);
+    if (!j || plan.absorbed[*j] || op_class(op_name(p.instructions[*j])) != OpClass::kElementwise) continue;
+    if (p.buffers[p.instructions[*j].result].dims != p.buffers[inst.result].dims) continue;
+    plan.inlined[i] = true;
+    ++plan.fused;
+  }
+  // Where each inlined instruction now runs: at the first reader that is not inlined.
+  std::vector<std::size_t> root(n);
+  for (std::size_t i = n; i-- > 0;) {
+    root[i] = plan.inlined[i] ? root[readers[p.instructions[i].result].front()] : i;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!plan.inlined[i]) continue;
+    dead.push_back(p.instructions[i].result);
+    for (const ir::BufferId b : p.instructions[i].operands) {
+      ir::Buffer& buffer = p.buffers[b];
+      buffer.last = std::max<std::uint32_t>(buffer.last, static_cast<std::uint32_t>(root[i]));
+    }
+  }
+  for (const ir::BufferId b : dead) p.buffers[b].bytes = 0;
+  ir::plan_arena(p);
+  return plan;
+}
+
+}  // namespace kiln::codegen::detail

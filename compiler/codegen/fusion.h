@@ -1,0 +1,45 @@
+// Internal to compiler/codegen: which instructions of a Program are folded into another's
+// code. Two kinds: an elementwise instruction whose only reader is another elementwise
+// instruction of the same shape is computed inside that reader's loop ("inlined"); an
+// add of a row bias after a 2-D matmul, and a relu after that, become the matmul's
+// epilogue ("absorbed"). Planning extends the lifetimes of what a folded instruction
+// reads to where it now runs and re-plans the arena.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compiler/ir/program.h"
+
+namespace kiln::codegen::detail {
+
+enum class OpClass : std::uint8_t {
+  kSource,       // input, parameter, state: the buffer is a slot
+  kElementwise,  // generated as a loop (unary, binary, compare, select, cast, fills, broadcast_to, if_training)
+  kKernel,       // a call into kernels/cpu (or a copy)
+};
+
+OpClass op_class(std::string_view op);
+
+struct Epilogue {
+  ir::BufferId bias = 0;
+  int act = 0;  // 0 none, 1 relu
+  ir::BufferId target = 0;
+};
+
+struct FusionPlan {
+  std::vector<bool> inlined;           // per instruction: computed inside its reader's loop
+  std::vector<bool> absorbed;          // per instruction: part of a matmul epilogue
+  std::vector<std::int32_t> producer;  // per buffer: the instruction that writes it
+  std::map<std::size_t, Epilogue> epilogues;  // matmul instruction -> its epilogue
+  int fused = 0;
+};
+
+// Decides the folding for `program`, updates its lifetimes and re-plans its arena.
+FusionPlan plan_fusion(ir::Program& program);
+
+}  // namespace kiln::codegen::detail

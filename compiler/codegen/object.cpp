@@ -1,0 +1,37 @@
+// Object files for deployable artifacts: the same module the JIT would run, with a serial
+// kiln_parallel_for inside, written by the TargetMachine's code generator.
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/Support/FileSystem.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <stdexcept>
+
+#include "compiler/codegen/codegen.h"
+#include "compiler/codegen/module_builder.h"
+
+namespace kiln::codegen {
+
+std::vector<CodegenReport> emit_object(const std::vector<ObjectEntry>& entries, const CodegenOptions& options,
+                                       const std::string& path) {
+  CodegenOptions opts = options;
+  opts.serial_parallel_for = true;
+  auto tm = detail::make_target_machine(opts);
+  llvm::LLVMContext context;
+  detail::ModuleBuilder builder(context, opts, *tm);
+  std::vector<CodegenReport> reports;
+  for (const ObjectEntry& e : entries) reports.push_back(builder.add_program(*e.program, e.name));
+  std::unique_ptr<llvm::Module> module = builder.finish();
+
+  std::error_code ec;
+  llvm::raw_fd_ostream out(path, ec, llvm::sys::fs::OF_None);
+  if (ec) throw std::runtime_error("cannot write " + path + ": " + ec.message());
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, out, nullptr, llvm::CGFT_ObjectFile))
+    throw std::runtime_error("LLVM cannot emit an object file for this target");
+  pm.run(*module);
+  out.flush();
+  if (out.has_error()) throw std::runtime_error("cannot write " + path + ": " + out.error().message());
+  return reports;
+}
+
+}  // namespace kiln::codegen
