@@ -1,11 +1,14 @@
-// SGEMM speed: Kiln's kiln_sgemm against OpenBLAS cblas_sgemm on the same shapes in the same
-// run, with the machine's FMA peak measured here (independent FMA chains on one core). Every
-// row reports GFLOP/s and % of the measured peak (per thread × threads); each Kiln row also
-// prints vs_openblas, its GFLOP/s over the OpenBLAS row just before it. Shapes are m×k×n.
+// SGEMM speed: Kiln's kiln_sgemm against OpenBLAS cblas_sgemm and (when built with oneDNN,
+// KILN_BENCH_DNNL) oneDNN's dnnl_sgemm on the same shapes in the same run, with the machine's
+// FMA peak measured here (independent FMA chains on one core). Every row reports GFLOP/s and
+// % of the measured peak (per thread × threads); every row of a shape also prints vs_openblas
+// (and vs_onednn), its GFLOP/s over that peer's row of the same shape. Shapes are m×k×n.
 // Issue 5 goals: ≥ 90% of peak on square sizes single-threaded, ≥ OpenBLAS on the model shapes.
 // Debian's OpenBLAS is the pthread build (no OpenMP); it is pinned to the row's thread count
-// with openblas_set_num_threads, and OMP_WAIT_POLICY=PASSIVE is set (for an OpenMP build,
-// whose spinning workers otherwise make it 3–4× slower on this 2-core machine).
+// with openblas_set_num_threads. Debian's oneDNN is the OpenMP (libgomp) build, pinned with
+// omp_set_num_threads. OMP_WAIT_POLICY=PASSIVE is set (re-executing the program, since libgomp
+// reads it when loaded) because spinning OpenMP workers otherwise make a 2-thread run 3–4×
+// slower on this 2-core machine.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <immintrin.h>
@@ -22,6 +25,13 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+
+#ifdef KILN_BENCH_DNNL
+#include <oneapi/dnnl/dnnl.h>
+// libgomp's (Debian's oneDNN runs on it); declared here because clang ships no omp.h without
+// libomp-dev.
+extern "C" void omp_set_num_threads(int threads);
+#endif
 
 namespace {
 
@@ -137,54 +147,122 @@ void bench_openblas(benchmark::State& state, Shape s) {
   set_flop_counter(state, s);
 }
 
+#ifdef KILN_BENCH_DNNL
+void bench_onednn(benchmark::State& state, Shape s) {
+  Operands o = make_operands(s);
+  omp_set_num_threads(s.threads);
+  auto call = [&] {
+    return dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k, 1.0f, o.a.data(), o.lda, o.b.data(),
+                      o.ldb, 0.0f, o.c.data(), o.ldc);
+  };
+  if (call() != dnnl_success) {  // also the untimed first call, where oneDNN JIT-compiles its kernel
+    state.SkipWithError("dnnl_sgemm failed");
+    return;
+  }
+  for (auto _ : state) {
+    call();
+    benchmark::ClobberMemory();
+  }
+  set_flop_counter(state, s);
+}
+#endif
+
 std::string shape_name(const Shape& s) {
   return std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n) + "/" + (s.trans_a ? "T" : "N") +
          (s.trans_b ? "T" : "N") + "/threads:" + std::to_string(s.threads);
 }
 
-// The console report plus two derived counters: %peak (GFLOP/s over the measured per-core
-// peak × threads) and vs_openblas (GFLOP/s over the OpenBLAS row of the same shape; 1 on
-// that row itself). Every row carries the same counters so the table has one header.
+// The console report plus derived counters: %peak (GFLOP/s over the measured per-core peak ×
+// threads), vs_openblas and, with oneDNN, vs_onednn (GFLOP/s over that peer's row of the same
+// shape; 1 on the peer's own row, 0 where the peer's row was filtered out). A shape's rows
+// (peers first, Kiln last) are held back until its Kiln row arrives so that every row carries
+// every ratio and the table has one header.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
   using ConsoleReporter::ConsoleReporter;
   void ReportRuns(const std::vector<Run>& reports) override {
-    std::vector<Run> annotated = reports;
-    for (Run& run : annotated) {
-      const bool comparable =
-          run.run_type == Run::RT_Iteration || run.aggregate_name == "mean" || run.aggregate_name == "median";
-      auto flops = run.counters.find("GFLOP/s");
-      if (!comparable || flops == run.counters.end() || run.error_occurred) continue;
+    for (const Run& run : reports) {
       const std::string& name = run.run_name.function_name;
+      auto flops = run.counters.find("GFLOP/s");
+      if (!comparable(run) || flops == run.counters.end()) {
+        pending_.push_back(run);
+        continue;
+      }
       if (name == "fma_peak") {
         if (run.run_type == Run::RT_Iteration || run.aggregate_name == "median") peak_gflops_ = flops->second.value;
-        run.counters["%peak"] = 100.0;
+        Run annotated = run;
+        annotated.counters["%peak"] = 100.0;
+        pending_.push_back(annotated);
         continue;
       }
       if (peak_gflops_ == 0) peak_gflops_ = measure_fma_peak_gflops();
-      const double threads = name.find("threads:2") != std::string::npos ? 2.0 : 1.0;
+      for (const char* peer : kPeers)
+        if (name.rfind(std::string("gemm/") + peer + "/", 0) == 0) gflops_[peer][key(run)] = flops->second.value;
+      pending_.push_back(run);
+    }
+    // A Kiln row ends its shape's group; anything that is not a GEMM row stands alone.
+    const std::string first = reports.empty() ? "" : reports.front().run_name.function_name;
+    if (first.rfind("gemm/kiln/", 0) == 0 || first.rfind("gemm/", 0) != 0) Flush();
+  }
+  void Finalize() override {
+    Flush();
+    ConsoleReporter::Finalize();
+  }
+
+ private:
+#ifdef KILN_BENCH_DNNL
+  static constexpr const char* kPeers[] = {"openblas", "onednn"};
+#else
+  static constexpr const char* kPeers[] = {"openblas"};
+#endif
+
+  static bool comparable(const Run& run) {
+    return !run.error_occurred &&
+           (run.run_type == Run::RT_Iteration || run.aggregate_name == "mean" || run.aggregate_name == "median");
+  }
+  // "/256x784x256/NN/threads:1/median": the shape part of "gemm/<library>/<shape>".
+  static std::string key(const Run& run) {
+    const std::string& name = run.run_name.function_name;
+    return name.substr(name.find('/', 5)) + "/" + run.aggregate_name;
+  }
+
+  void Flush() {
+    if (pending_.empty()) return;
+    std::vector<Run> annotated = pending_;
+    pending_.clear();
+    for (Run& run : annotated) {
+      auto flops = run.counters.find("GFLOP/s");
+      if (!comparable(run) || flops == run.counters.end() || run.run_name.function_name == "fma_peak") continue;
+      const double threads = run.run_name.function_name.find("threads:2") != std::string::npos ? 2.0 : 1.0;
       run.counters["%peak"] = 100.0 * flops->second.value / (peak_gflops_ * threads);
-      const std::string key = name.substr(name.find('/', 5)) + "/" + run.aggregate_name;
-      if (name.rfind("gemm/openblas", 0) == 0) {
-        openblas_gflops_[key] = flops->second.value;
-        run.counters["vs_openblas"] = 1.0;
-      } else if (auto peer = openblas_gflops_.find(key); peer != openblas_gflops_.end()) {
-        run.counters["vs_openblas"] = flops->second.value / peer->second;
+      for (const char* peer : kPeers) {
+        auto found = gflops_[peer].find(key(run));
+        run.counters[std::string("vs_") + peer] =
+            found == gflops_[peer].end() ? 0.0 : flops->second.value / found->second;
       }
     }
     ConsoleReporter::ReportRuns(annotated);
   }
 
- private:
   double peak_gflops_ = 0;
-  std::map<std::string, double> openblas_gflops_;
+  std::map<std::string, std::map<std::string, double>> gflops_;  // library → shape key → GFLOP/s
+  std::vector<Run> pending_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure; then go on without it
+  }
   std::printf("kiln micro-kernel: %s; OpenBLAS: %s\n", kiln_sgemm_kernel_name(), openblas_get_config());
+#ifdef KILN_BENCH_DNNL
+  const dnnl_version_t* dnnl = dnnl_version();
+  std::printf("oneDNN: %d.%d.%d (cpu runtime %u)\n", dnnl->major, dnnl->minor, dnnl->patch, dnnl->cpu_runtime);
+#else
+  std::printf("oneDNN: not built in (install libdnnl-dev: benchmarks/setup_peers.sh)\n");
+#endif
   benchmark::RegisterBenchmark("fma_peak", bench_fma_peak)->Unit(benchmark::kMicrosecond);
   const Shape shapes[] = {
       {256, 256, 256, false, false, 1},
@@ -197,6 +275,11 @@ int main(int argc, char** argv) {
       {1, 784, 256, false, false, 1},
       {784, 256, 256, true, false, 1},
       {256, 256, 784, false, true, 1},
+      // Fashion CNN convolutions as im2col GEMMs at batch 64 (NHWC, "same" padding): the
+      // second conv (M = 64·14·14 output pixels, K = 5·5·32, N = 64 filters) and the first
+      // (M = 64·28·28, K = 5·5·1, N = 32).
+      {12544, 800, 64, false, false, 1},
+      {50176, 25, 32, false, false, 1},
       // Two threads (Kiln starts its workers per call; OpenBLAS keeps a pool).
       {1024, 1024, 1024, false, false, 2},
       {256, 784, 256, false, false, 2},
@@ -205,6 +288,12 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("gemm/openblas/" + shape_name(s)).c_str(), bench_openblas, s)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
+#ifdef KILN_BENCH_DNNL
+    benchmark::RegisterBenchmark(("gemm/onednn/" + shape_name(s)).c_str(), bench_onednn, s)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+#endif
+    // Last of the shape: the reporter prints the shape's rows when this one arrives.
     benchmark::RegisterBenchmark(("gemm/kiln/" + shape_name(s)).c_str(), bench_kiln, s)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
