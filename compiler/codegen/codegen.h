@@ -51,6 +51,9 @@ struct CodegenOptions {
   bool serial_parallel_for = false;
   std::string cpu;       // target CPU; empty: the host's
   std::string features;  // target features; empty: the host's
+  // Call kiln_profile_mark(instruction index) after every emitted instruction (and with -1
+  // at the entry), a host function that timestamps them: time per op for profiling.
+  bool profile = false;
 };
 
 // What code generation did with one Program (for `kiln build` and compile-time reports).
@@ -83,7 +86,7 @@ class JitProgram {
 // (ignored with options.serial_parallel_for). Throws std::runtime_error with the reason
 // when the program holds something the backend cannot compile or LLVM fails.
 std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options,
-                                        void* parallel_for);
+                                        void* parallel_for, void* profile_mark = nullptr);
 
 // One entry point of an object file.
 struct ObjectEntry {

@@ -39,7 +39,7 @@ class LlvmJitProgram final : public JitProgram {
 }  // namespace
 
 std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options,
-                                        void* parallel_for) {
+                                        void* parallel_for, void* profile_mark) {
   const auto start = std::chrono::steady_clock::now();
   auto tm = detail::make_target_machine(options);
   auto context = std::make_unique<llvm::LLVMContext>();
@@ -66,6 +66,10 @@ std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const Codege
     llvm::orc::SymbolMap symbols;
     symbols[(*jit)->mangleAndIntern("kiln_parallel_for")] =
         llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(parallel_for), llvm::JITSymbolFlags::Exported);
+    if (options.profile && profile_mark != nullptr) {
+      symbols[(*jit)->mangleAndIntern("kiln_profile_mark")] =
+          llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(profile_mark), llvm::JITSymbolFlags::Exported);
+    }
     if (auto err = dylib.define(llvm::orc::absoluteSymbols(std::move(symbols))))
       throw std::runtime_error("cannot define kiln_parallel_for: " + message(std::move(err)));
   }

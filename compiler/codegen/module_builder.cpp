@@ -372,6 +372,11 @@ struct ModuleBuilder::Impl {
     llvm::Function* f = llvm::Function::Create(entry_type(), llvm::Function::ExternalLinkage, entry, *module);
     f->addFnAttr(llvm::Attribute::NoUnwind);
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
+    llvm::FunctionCallee mark;
+    if (options.profile) {
+      mark = module->getOrInsertFunction("kiln_profile_mark", llvm::FunctionType::get(void_t(), {i64_t()}, false));
+      b.CreateCall(mark, {i64c(-1)});
+    }
     for (std::size_t i = 0; i < p.instructions.size(); ++i) {
       if (s.plan.inlined[i] || s.plan.absorbed[i]) continue;
       const ir::Instruction& inst = p.instructions[i];
@@ -383,6 +388,7 @@ struct ModuleBuilder::Impl {
       } else {
         emit_kernel(b, f, s, i, report);
       }
+      if (options.profile) b.CreateCall(mark, {i64c(static_cast<std::int64_t>(i))});
     }
     for (const auto& [slot, buffer] : copies_at_end) {
       llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(slot));

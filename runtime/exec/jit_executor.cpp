@@ -7,6 +7,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -21,11 +25,15 @@
 namespace kiln::runtime {
 namespace {
 
+// Checked on the bits (exponent all ones = NaN or infinity) so the loop vectorises: the
+// trainer checks every new parameter value each step.
 bool all_finite(const Tensor& t) {
   if (t.dtype() == ir::DType::kF32) {
-    const float* p = t.data<float>();
-    for (std::int64_t i = 0; i < t.elements(); ++i)
-      if (!std::isfinite(p[i])) return false;
+    const auto* p = static_cast<const std::uint32_t*>(t.raw());
+    const std::int64_t n = t.elements();
+    std::uint32_t bad = 0;
+    for (std::int64_t i = 0; i < n; ++i) bad |= static_cast<std::uint32_t>((p[i] & 0x7f800000u) == 0x7f800000u);
+    return bad == 0;
   } else if (t.dtype() == ir::DType::kF64) {
     const double* p = t.data<double>();
     for (std::int64_t i = 0; i < t.elements(); ++i)
@@ -34,13 +42,47 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
+// KILN_PROFILE=1: the generated code calls profile_mark after every instruction; the time
+// since the previous mark is charged to that instruction, and the executor prints the
+// table (most expensive first) to stderr when it is destroyed. One executor at a time.
+struct Profile {
+  std::chrono::steady_clock::time_point last;
+  std::vector<double> seconds;
+  std::int64_t runs = 0;
+};
+Profile* active_profile = nullptr;
+
+extern "C" void profile_mark(std::int64_t index) {
+  Profile* p = active_profile;
+  if (p == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (index < 0) {
+    ++p->runs;
+  } else {
+    if (p->seconds.size() <= static_cast<std::size_t>(index)) p->seconds.resize(static_cast<std::size_t>(index) + 1);
+    p->seconds[static_cast<std::size_t>(index)] += std::chrono::duration<double>(now - p->last).count();
+  }
+  p->last = now;
+}
+
+bool profiling_requested() {
+  const char* v = std::getenv("KILN_PROFILE");
+  return v != nullptr && std::string_view(v) != "0" && std::string_view(v) != "";
+}
+
 class JitExecutor final : public Executor {
  public:
   JitExecutor(const ir::Graph& graph, std::int64_t batch)
       : graph_(graph), batch_(batch), step_(lower_to_program(graph, batch, ProgramKind::kStep)) {
     codegen::CodegenOptions options;
     options.threads = thread_count();
-    program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for));
+    options.profile = profiling_requested();
+    program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for),
+                                    reinterpret_cast<void*>(&profile_mark));
+    if (options.profile) {
+      profile_ = std::make_unique<Profile>();
+      active_profile = profile_.get();
+    }
     const codegen::CodegenReport& report = program_->report();
     arena_ = Tensor(ir::DType::kBool, {static_cast<std::int64_t>(std::max<std::size_t>(report.arena_bytes, 1))});
     const Program init = lower_to_program(graph, batch, ProgramKind::kInitialize);
@@ -51,9 +93,16 @@ class JitExecutor final : public Executor {
     slots_.assign(report.slots.size(), nullptr);
     for (std::size_t k = 0; k < report.slots.size(); ++k) {
       const codegen::Slot& s = report.slots[k];
-      if (s.kind == codegen::SlotKind::kAssign) next_.emplace_back(k, s.name, Tensor(s.dtype, s.dims));
       if (s.kind == codegen::SlotKind::kVariable && !variables_.contains(s.name))
         variables_.emplace(s.name, Tensor(s.dtype, s.dims));
+    }
+    // std::map nodes never move: the tensors a slot reads, and those an assign replaces, are
+    // found once here rather than by name every step.
+    slot_variable_.assign(report.slots.size(), nullptr);
+    for (std::size_t k = 0; k < report.slots.size(); ++k) {
+      const codegen::Slot& s = report.slots[k];
+      if (s.kind == codegen::SlotKind::kVariable) slot_variable_[k] = &variable(s.name);
+      if (s.kind == codegen::SlotKind::kAssign) next_.push_back({k, s.name, Tensor(s.dtype, s.dims), &variable(s.name)});
     }
   }
 
@@ -70,7 +119,7 @@ class JitExecutor final : public Executor {
       const codegen::Slot& s = report.slots[k];
       switch (s.kind) {
         case codegen::SlotKind::kInput: slots_[k] = const_cast<void*>(feed(feeds, s).raw()); break;
-        case codegen::SlotKind::kVariable: slots_[k] = variable(s.name).raw(); break;
+        case codegen::SlotKind::kVariable: slots_[k] = slot_variable_[k]->raw(); break;
         case codegen::SlotKind::kAssign: break;
         case codegen::SlotKind::kOutput: {
           auto [it, _] = outputs.emplace(s.name, Tensor(s.dtype, s.dims));
@@ -79,7 +128,7 @@ class JitExecutor final : public Executor {
         }
       }
     }
-    for (auto& [slot, name, tensor] : next_) slots_[slot] = tensor.raw();
+    for (Update& u : next_) slots_[u.slot] = u.value.raw();
     codegen::RunState state{options.seed, options.step, options.training ? 1u : 0u};
     program_->entry()(arena_.raw(), slots_.data(), &state);
     pending_ = false;
@@ -99,15 +148,15 @@ class JitExecutor final : public Executor {
 
   std::optional<std::string> pending_non_finite() const override {
     if (!pending_) return std::nullopt;
-    for (const auto& [slot, name, tensor] : next_) {
-      if (!all_finite(tensor)) return name;
+    for (const Update& u : next_) {
+      if (!all_finite(u.value)) return u.name;
     }
     return std::nullopt;
   }
 
   void commit_updates() override {
     if (!pending_) return;
-    for (auto& [slot, name, tensor] : next_) std::swap(variable(name), tensor);
+    for (Update& u : next_) std::swap(*u.target, u.value);
     pending_ = false;
   }
 
@@ -125,6 +174,26 @@ class JitExecutor final : public Executor {
   }
 
   double compile_seconds() const override { return program_->compile_seconds(); }
+
+  ~JitExecutor() override {
+    if (!profile_ || profile_->runs == 0) return;
+    if (active_profile == profile_.get()) active_profile = nullptr;
+    std::vector<std::pair<double, std::size_t>> rows;
+    double total = 0;
+    for (std::size_t i = 0; i < profile_->seconds.size(); ++i) {
+      if (profile_->seconds[i] > 0) rows.emplace_back(profile_->seconds[i], i);
+      total += profile_->seconds[i];
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    const double runs = static_cast<double>(profile_->runs);
+    std::fprintf(stderr, "profile: %s at batch %lld, %lld runs, %.3f ms per run\n", step_.graph_name.c_str(),
+                 static_cast<long long>(batch_), static_cast<long long>(profile_->runs), total / runs * 1e3);
+    for (const auto& [s, i] : rows) {
+      if (s / total < 0.005) break;
+      std::fprintf(stderr, "  %6.3f ms %5.1f%%  %s\n", s / runs * 1e3, 100 * s / total,
+                   step_.instructions[i].label.c_str());
+    }
+  }
 
  private:
   static Tensor copy(const Tensor& t) {
@@ -158,10 +227,18 @@ class JitExecutor final : public Executor {
   std::unique_ptr<codegen::JitProgram> program_;
   Tensor arena_;
   std::map<std::string, Tensor> variables_;
-  std::vector<std::tuple<std::size_t, std::string, Tensor>> next_;  // assign slot, target, new value
+  struct Update {
+    std::size_t slot;  // the assign slot the generated code writes
+    std::string name;  // the parameter or state
+    Tensor value;      // its new value, swapped in on commit
+    Tensor* target;    // the variable it replaces
+  };
+  std::vector<Update> next_;
+  std::vector<Tensor*> slot_variable_;  // per slot: the variable it reads, or null
   std::vector<void*> slots_;
   bool pending_ = false;
   std::unique_ptr<Executor> reference_;
+  std::unique_ptr<Profile> profile_;
 };
 
 }  // namespace
