@@ -20,6 +20,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/train/predict.h"
 #include "runtime/train/trainer.h"
+#include "tools/kiln/build_command.h"
 #include "tools/kiln/ckpt_command.h"
 
 #ifndef KILN_VERSION
@@ -470,6 +471,9 @@ int main_impl(int argc, char** argv) {
   CkptArgs ckpt_args;
   auto* ckpt = add_ckpt_command(app, ckpt_args);
 
+  BuildArgs build_args;
+  auto* build = add_build_command(app, build_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -483,6 +487,7 @@ int main_impl(int argc, char** argv) {
   if (ops->parsed()) return run_ops();
   if (train->parsed()) return run_train(train_args, common);
   if (ckpt->parsed()) return run_ckpt(ckpt_args);
+  if (build->parsed()) return run_build(build_args, common.stdlib_dirs, common.color);
   if ((eval->parsed() && eval_run.empty()) || (predict->parsed() && predict_run.empty())) {
     std::cerr << "kiln: error: --run or --checkpoint is required\n";
     return kUserError;
