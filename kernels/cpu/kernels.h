@@ -49,8 +49,8 @@ std::size_t kiln_k_conv2d_grad_input_scratch(const kiln_conv_geometry* g, int th
 void kiln_k_conv2d_grad_input(const kiln_conv_geometry* g, const float* dy, const float* w, float* dx, void* scratch,
                               int threads);
 std::size_t kiln_k_conv2d_grad_filter_scratch(const kiln_conv_geometry* g, int threads);
-void kiln_k_conv2d_grad_filter(const kiln_conv_geometry* g, const float* x, const float* dy, float* dw,
-                               void* scratch, int threads);
+void kiln_k_conv2d_grad_filter(const kiln_conv_geometry* g, const float* x, const float* dy, float* dw, void* scratch,
+                               int threads);
 
 // ---- Pooling (NHWC); geometry as kiln::kernels::ref::PoolGeometry ----------------------------
 struct kiln_pool_geometry {
@@ -67,24 +67,23 @@ void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* g, const float* dy, float*
 void kiln_k_softmax(const float* x, std::int64_t outer, std::int64_t axis, std::int64_t inner, float* y);
 void kiln_k_log_softmax(const float* x, std::int64_t outer, std::int64_t axis, std::int64_t inner, float* y);
 // loss[r] = logsumexp(logits[r, :]) - logits[r, label[r]]; a label outside [0, classes) gives NaN.
-void kiln_k_softmax_xent_i32(const float* logits, const std::int32_t* labels, std::int64_t rows,
-                             std::int64_t classes, float* loss);
-void kiln_k_softmax_xent_i64(const float* logits, const std::int64_t* labels, std::int64_t rows,
-                             std::int64_t classes, float* loss);
+void kiln_k_softmax_xent_i32(const float* logits, const std::int32_t* labels, std::int64_t rows, std::int64_t classes,
+                             float* loss);
+void kiln_k_softmax_xent_i64(const float* logits, const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                             float* loss);
 void kiln_k_sigmoid_xent(const float* x, const float* z, float* loss, std::int64_t n);
 
 // ---- Reductions -------------------------------------------------------------------------------
 // op: 0 sum, 1 mean, 2 max. x has `rank` (<= 8) dims; reduced[i] != 0 marks a reduced axis;
 // the output holds the kept axes in order. Empty reductions as the reference: sum 0, mean NaN,
-// max -inf (lowest); max propagates NaN.
-void kiln_k_reduce(int op, const float* x, int rank, const std::int64_t* dims, const std::uint8_t* reduced,
-                   float* out);
+// max the lowest finite float (-FLT_MAX, not -inf); max propagates NaN.
+void kiln_k_reduce(int op, const float* x, int rank, const std::int64_t* dims, const std::uint8_t* reduced, float* out);
 
 // ---- Layout (dtype-agnostic: elements are elem_size-byte blobs) --------------------------------
 // rows × row_elems elements from src (row stride src_stride elements) to dst (stride
 // dst_stride): slice and concat.
-void kiln_k_copy2d(std::size_t elem_size, const void* src, std::int64_t src_stride, void* dst,
-                   std::int64_t dst_stride, std::int64_t rows, std::int64_t row_elems);
+void kiln_k_copy2d(std::size_t elem_size, const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride,
+                   std::int64_t rows, std::int64_t row_elems);
 // out dim k = x dim perm[k]; rank <= 8.
 void kiln_k_transpose(std::size_t elem_size, const void* x, int rank, const std::int64_t* dims,
                       const std::int64_t* perm, void* out);
@@ -109,8 +108,8 @@ void kiln_k_argmax(const float* x, std::int64_t outer, std::int64_t axis, std::i
 // ---- Random (bit-identical to kernels/reference/random.h for uniform; normal to libm accuracy) ----
 void kiln_k_random_uniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t step, double low, double high,
                            float* out, std::int64_t n);
-void kiln_k_random_normal(std::uint64_t seed, std::uint64_t stream, std::uint64_t step, double mean,
-                          double stddev, float* out, std::int64_t n);
+void kiln_k_random_normal(std::uint64_t seed, std::uint64_t stream, std::uint64_t step, double mean, double stddev,
+                          float* out, std::int64_t n);
 
 // ---- Optimizer steps (as kernels/reference/optimizers.h; t is Adam's 1-based step) -----------------
 void kiln_k_sgd_update(double lr, double momentum, bool nesterov, double weight_decay, const float* param,

@@ -1,0 +1,134 @@
+// kiln_k_matmul: batched products over kiln_sgemm_slice, with the bias and relu epilogue.
+//
+// Work units: each of the `batch` products is cut into `parts` blocks of C (rows or
+// columns, whichever has more micro-tiles, on micro-tile boundaries, as gemm.cpp itself
+// splits), and unit u of batch * parts goes to task u % tasks. Every task owns one
+// workspace of kiln_sgemm_workspace_size(m, n, k) bytes (a sub-block never needs more), so
+// scratch is threads times that. A unit calls kiln_sgemm_slice on its block alone (thread
+// 0 of 1) and, with an epilogue, in row chunks of at most kEpilogueRows so that the bias
+// and relu pass reads C while it is still in cache.
+#include <cstring>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/kernels.h"
+
+namespace kiln::cpu {
+namespace {
+
+constexpr Index kMr = 6;  // gemm.cpp's micro-tile
+constexpr Index kNr = 16;
+constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block
+// Below this many multiply-adds per task, waking another thread costs more than it saves.
+constexpr Index kMatmulGrain = Index{1} << 16;
+
+void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act) {
+  for (Index i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    if (bias != nullptr)
+      for (Index j = 0; j < cols; ++j) row[j] += bias[j];
+    if (act == 1)
+      for (Index j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+  }
+}
+
+struct MatmulPlan {
+  Index m, n, k;
+  bool trans_a, trans_b;
+  const float* a;
+  Index a_stride;
+  const float* b;
+  Index b_stride;
+  float* c;
+  const float* bias;
+  int act;
+  char* workspace;
+  std::size_t workspace_stride;
+  Index parts;      // blocks per product
+  bool split_cols;  // blocks are column ranges (else row ranges)
+  Index units;      // batch * parts
+  Index tasks;
+};
+
+// Block `part` of product `item`: C rows [m0, m1) × columns [n0, n1).
+void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
+  const Index item = unit / p.parts, part = unit % p.parts;
+  Index m0 = 0, m1 = p.m, n0 = 0, n1 = p.n;
+  if (p.split_cols) {
+    const Range r = split_range(ceil_div(p.n, kNr), p.parts, part);
+    n0 = min_index(p.n, r.begin * kNr), n1 = min_index(p.n, r.end * kNr);
+  } else {
+    const Range r = split_range(ceil_div(p.m, kMr), p.parts, part);
+    m0 = min_index(p.m, r.begin * kMr), m1 = min_index(p.m, r.end * kMr);
+  }
+  if (m0 >= m1 || n0 >= n1) return;
+  const float* a = p.a + item * p.a_stride;
+  const float* b = p.b + item * p.b_stride;
+  float* c = p.c + item * p.m * p.n;
+  const Index lda = p.trans_a ? p.m : p.k;
+  const Index ldb = p.trans_b ? p.k : p.n;
+  const bool has_epilogue = p.bias != nullptr || p.act == 1;
+  const Index chunk = has_epilogue ? kEpilogueRows : m1 - m0;
+  const float* b_block = p.trans_b ? b + n0 * ldb : b + n0;
+  for (Index r0 = m0; r0 < m1; r0 += chunk) {
+    const Index rows = min_index(chunk, m1 - r0);
+    const float* a_block = p.trans_a ? a + r0 : a + r0 * lda;
+    float* c_block = c + r0 * p.n + n0;
+    kiln_sgemm_slice(p.trans_a, p.trans_b, rows, n1 - n0, p.k, 1.0f, a_block, lda, b_block, ldb, 0.0f, c_block, p.n,
+                     workspace, 0, 1);
+    if (has_epilogue) epilogue(c_block, p.n, rows, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act);
+  }
+}
+
+void run_task(void* ctx, Index task) {
+  const MatmulPlan& p = *static_cast<const MatmulPlan*>(ctx);
+  void* workspace = p.workspace + static_cast<std::size_t>(task) * p.workspace_stride;
+  for (Index unit = task; unit < p.units; unit += p.tasks) run_unit(p, unit, workspace);
+}
+
+}  // namespace
+}  // namespace kiln::cpu
+
+extern "C" {
+
+std::size_t kiln_k_matmul_scratch(std::int64_t m, std::int64_t n, std::int64_t k, int threads) {
+  using namespace kiln::cpu;
+  if (threads < 1) threads = 1;
+  return aligned_bytes(kiln_sgemm_workspace_size(m, n, k)) * static_cast<std::size_t>(threads) + kScratchAlign;
+}
+
+void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
+                   const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
+                   const float* bias, int act, void* scratch, int threads) {
+  using namespace kiln::cpu;
+  if (batch <= 0 || m <= 0 || n <= 0) return;
+  if (k <= 0) {  // empty sums: C is the epilogue of zeros
+    for (Index item = 0; item < batch; ++item) {
+      float* ci = c + item * m * n;
+      std::memset(ci, 0, static_cast<std::size_t>(m * n) * sizeof(float));
+      epilogue(ci, n, m, n, bias, act);
+    }
+    return;
+  }
+  MatmulPlan p{};
+  p.m = m, p.n = n, p.k = k, p.trans_a = trans_a, p.trans_b = trans_b;
+  p.a = a, p.a_stride = a_stride, p.b = b, p.b_stride = b_stride, p.c = c, p.bias = bias, p.act = act;
+  p.workspace = align_scratch(scratch);
+  p.workspace_stride = aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
+
+  const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);
+  const Index tiles_m = ceil_div(m, kMr), tiles_n = ceil_div(n, kNr);
+  p.split_cols = tiles_n >= tiles_m;
+  // Whole products per task when there are enough of them; otherwise cut each product.
+  const Index per_product = batch >= tasks ? 1 : ceil_div(tasks, batch);
+  p.parts = min_index(per_product, p.split_cols ? tiles_n : tiles_m);
+  p.units = batch * p.parts;
+  p.tasks = min_index(tasks, p.units);
+  if (p.tasks <= 1) {
+    run_task(&p, 0);
+    return;
+  }
+  kiln_parallel_for(p.tasks, run_task, &p);
+}
+
+}  // extern "C"

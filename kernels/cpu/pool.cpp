@@ -1,0 +1,142 @@
+// Max and average pooling over NHWC and their gradients. Each output pixel's window is
+// clipped to the input (padding takes no part); the channel loop is innermost, so every
+// step is a contiguous, vectorisable row of C floats. Ties and NaNs as the reference: the
+// first maximum in row-major window order wins, and a NaN counts as the maximum.
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/common.h"
+#include "kernels/cpu/kernels.h"
+
+namespace kiln::cpu {
+namespace {
+
+struct Window {
+  Index y0, y1, x0, x1;
+  Index taps() const { return (y1 - y0) * (x1 - x0); }
+};
+
+Window window_of(const kiln_pool_geometry& g, Index oy, Index ox) {
+  const Index top = oy * g.stride - g.pad_top;
+  const Index left = ox * g.stride - g.pad_left;
+  Window win{max_index(top, 0), min_index(top + g.size, g.h), max_index(left, 0), min_index(left + g.size, g.w)};
+  if (win.y1 < win.y0) win.y1 = win.y0;
+  if (win.x1 < win.x0) win.x1 = win.x0;
+  return win;
+}
+
+// Calls visit(window, y_offset, image_offset) for every output pixel (offsets in floats).
+template <typename Visit>
+void for_each_pixel(const kiln_pool_geometry& g, Visit&& visit) {
+  for (Index b = 0; b < g.n; ++b)
+    for (Index oy = 0; oy < g.oh; ++oy)
+      for (Index ox = 0; ox < g.ow; ++ox)
+        visit(window_of(g, oy, ox), ((b * g.oh + oy) * g.ow + ox) * g.c, b * g.h * g.w * g.c);
+}
+
+inline bool beats(float v, float best) {
+  return v > best || (v != v && best == best);
+}
+
+constexpr Index kChannelChunk = 64;
+
+}  // namespace
+}  // namespace kiln::cpu
+
+extern "C" {
+
+void kiln_k_max_pool2d(const kiln_pool_geometry* gp, const float* x, float* y) {
+  using namespace kiln::cpu;
+  const kiln_pool_geometry& g = *gp;
+  const Index c = g.c;
+  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
+    float* out = y + yo;
+    if (win.taps() == 0) {
+      for (Index ch = 0; ch < c; ++ch) out[ch] = std::numeric_limits<float>::lowest();
+      return;
+    }
+    const float* first = x + image + (win.y0 * g.w + win.x0) * c;
+    for (Index ch = 0; ch < c; ++ch) out[ch] = first[ch];
+    for (Index iy = win.y0; iy < win.y1; ++iy)
+      for (Index ix = win.x0; ix < win.x1; ++ix) {
+        if (iy == win.y0 && ix == win.x0) continue;
+        const float* src = x + image + (iy * g.w + ix) * c;
+        for (Index ch = 0; ch < c; ++ch) {
+          const float v = src[ch], best = out[ch];
+          out[ch] = beats(v, best) ? v : best;
+        }
+      }
+  });
+}
+
+void kiln_k_avg_pool2d(const kiln_pool_geometry* gp, const float* x, float* y) {
+  using namespace kiln::cpu;
+  const kiln_pool_geometry& g = *gp;
+  const Index c = g.c;
+  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
+    float* out = y + yo;
+    for (Index ch = 0; ch < c; ++ch) out[ch] = 0.0f;
+    for (Index iy = win.y0; iy < win.y1; ++iy)
+      for (Index ix = win.x0; ix < win.x1; ++ix) {
+        const float* src = x + image + (iy * g.w + ix) * c;
+        for (Index ch = 0; ch < c; ++ch) out[ch] += src[ch];
+      }
+    const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
+    for (Index ch = 0; ch < c; ++ch) out[ch] *= scale;
+  });
+}
+
+void kiln_k_max_pool2d_grad(const kiln_pool_geometry* gp, const float* x, const float* dy, float* dx) {
+  using namespace kiln::cpu;
+  const kiln_pool_geometry& g = *gp;
+  const Index c = g.c;
+  const Index total = g.n * g.h * g.w * c;
+  for (Index e = 0; e < total; ++e) dx[e] = 0.0f;
+  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
+    if (win.taps() == 0) return;
+    for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
+      const Index width = min_index(kChannelChunk, c - c0);
+      float best[kChannelChunk];
+      Index where[kChannelChunk];  // pixel offset (iy * w + ix) of the maximum
+      const Index first_pixel = win.y0 * g.w + win.x0;
+      const float* first = x + image + first_pixel * c + c0;
+      for (Index ch = 0; ch < width; ++ch) {
+        best[ch] = first[ch];
+        where[ch] = first_pixel;
+      }
+      for (Index iy = win.y0; iy < win.y1; ++iy)
+        for (Index ix = win.x0; ix < win.x1; ++ix) {
+          const Index pixel = iy * g.w + ix;
+          if (pixel == first_pixel) continue;
+          const float* src = x + image + pixel * c + c0;
+          for (Index ch = 0; ch < width; ++ch) {
+            const bool better = beats(src[ch], best[ch]);
+            best[ch] = better ? src[ch] : best[ch];
+            where[ch] = better ? pixel : where[ch];
+          }
+        }
+      const float* grad = dy + yo + c0;
+      float* out = dx + image + c0;
+      for (Index ch = 0; ch < width; ++ch) out[where[ch] * c + ch] += grad[ch];
+    }
+  });
+}
+
+void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* gp, const float* dy, float* dx) {
+  using namespace kiln::cpu;
+  const kiln_pool_geometry& g = *gp;
+  const Index c = g.c;
+  const Index total = g.n * g.h * g.w * c;
+  for (Index e = 0; e < total; ++e) dx[e] = 0.0f;
+  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
+    const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
+    const float* grad = dy + yo;
+    for (Index iy = win.y0; iy < win.y1; ++iy)
+      for (Index ix = win.x0; ix < win.x1; ++ix) {
+        float* out = dx + image + (iy * g.w + ix) * c;
+        for (Index ch = 0; ch < c; ++ch) out[ch] += grad[ch] * scale;
+      }
+  });
+}
+
+}  // extern "C"
