@@ -92,6 +92,19 @@ FusionPlan plan_fusion(ir::Program& p) {
     plan.inlined[i] = true;
     ++plan.fused;
   }
+  // A loop whose value only an assign_state reads writes the new value in place.
+  for (std::size_t i = 0; i < n; ++i) {
+    const ir::Instruction& inst = p.instructions[i];
+    if (op_name(inst) != "assign_state") continue;
+    const ir::BufferId value = inst.operands[1];
+    const std::int32_t prod = plan.producer[value];
+    if (prod < 0 || plan.inlined[static_cast<std::size_t>(prod)] || plan.absorbed[static_cast<std::size_t>(prod)])
+      continue;
+    if (op_class(op_name(p.instructions[static_cast<std::size_t>(prod)])) != OpClass::kElementwise) continue;
+    if (!private_to(value) || inst.operands[0] == value) continue;
+    plan.writes_assign[static_cast<std::size_t>(prod)] = i;
+    dead.push_back(value);
+  }
   // Where each inlined instruction now runs: at the first reader that is not inlined.
   std::vector<std::size_t> root(n);
   for (std::size_t i = n; i-- > 0;) {

@@ -36,6 +36,9 @@ struct FusionPlan {
   std::vector<bool> absorbed;          // per instruction: part of a matmul epilogue
   std::vector<std::int32_t> producer;  // per buffer: the instruction that writes it
   std::map<std::size_t, Epilogue> epilogues;  // matmul instruction -> its epilogue
+  // Elementwise roots whose only reader is an assign_state: the loop writes the new value
+  // straight into the assign's slot (root instruction -> assign instruction).
+  std::map<std::size_t, std::size_t> writes_assign;
   int fused = 0;
 };
 

@@ -494,7 +494,14 @@ struct ModuleBuilder::Impl {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
     std::vector<llvm::Value*> bases;
     for (const BufferId leaf : leaves) bases.push_back(address(b, f, s, leaf));
-    llvm::Value* out_base = address(b, f, s, p.instructions[root].result);
+    llvm::Value* out_base = nullptr;
+    if (auto it = s.plan.writes_assign.find(root); it != s.plan.writes_assign.end()) {
+      llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1),
+                                                     static_cast<std::uint64_t>(s.assign_slot[it->second]));
+      out_base = b.CreateLoad(ptr_t(), at, "assign.target");
+    } else {
+      out_base = address(b, f, s, p.instructions[root].result);
+    }
     llvm::Value* training = nullptr;
     if (uses_training(s, root)) training = b.CreateICmpNE(state_field(b, f, 2), i64c(0));
 
@@ -804,8 +811,13 @@ struct ModuleBuilder::Impl {
     const int threads = options.threads;
 
     if (op == "assign_state") {
-      llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(s.assign_slot[i]));
-      memcpy_to(b.CreateLoad(ptr_t(), at), in(1), in_buf(1).bytes);
+      const std::int32_t prod = s.plan.producer[inst.operands[1]];
+      const bool written = prod >= 0 && s.plan.writes_assign.contains(static_cast<std::size_t>(prod));
+      if (!written) {  // else the loop that made the value wrote it into the slot already
+        llvm::Value* at =
+            b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(s.assign_slot[i]));
+        memcpy_to(b.CreateLoad(ptr_t(), at), in(1), in_buf(1).bytes);
+      }
       // The result (the old value) only when someone reads it.
       if (out_buf.bytes > 0 && (out_buf.last > i || out_buf.pinned())) memcpy_to(out(), in(0), out_buf.bytes);
       return;
