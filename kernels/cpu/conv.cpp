@@ -5,10 +5,11 @@
 //
 //   forward      y[P, F]  = col[P, K] · w[K, F]                   (per block of pixels)
 //   grad filter  dw[K, F] = Σ col[P, K]ᵀ · dy[P, F]               (per-task partials, summed)
-//   grad input   stride 1: a forward convolution of dy with the flipped, transposed filter
-//                (pad (KH-1)·d - pad_top), so dx is written once, never scattered;
-//                stride > 1: dcol[P, K] = dy[P, F] · w[K, F]ᵀ, then col2im adds dcol into
-//                dx, tasks owning whole images.
+//   grad input   stride 1 and C >= kFlipMinChannels: a forward convolution of dy with the
+//                flipped, transposed filter (pad (KH-1)·d - pad_top), so dx is written once,
+//                never scattered; otherwise (stride > 1, or few input channels, where that
+//                GEMM would have only C columns): dcol[P, K] = dy[P, F] · w[K, F]ᵀ, then
+//                col2im adds dcol into dx, tasks owning whole images.
 //
 // Tasks split the pixels (or images) evenly; each owns an im2col buffer and a GEMM
 // workspace in scratch. A 1×1, stride-1, unpadded convolution reads x as the column matrix.
@@ -23,6 +24,8 @@ namespace {
 
 // Multiply-adds per task below which another thread is not worth waking.
 constexpr Index kConvGrain = Index{1} << 17;
+// Below this many input channels the flipped convolution's GEMM is too narrow (N = C).
+constexpr Index kFlipMinChannels = 16;
 
 Index taps_of(const kiln_conv_geometry& g) {
   return g.kh * g.kw * g.c;
@@ -226,7 +229,11 @@ void flip_filter(const kiln_conv_geometry& g, const float* w, float* flipped) {
     }
 }
 
-// Stride > 1: tasks own whole images; blocks of at most one image's pixels.
+bool grad_input_by_flip(const kiln_conv_geometry& g) {
+  return g.stride == 1 && g.c >= kFlipMinChannels;
+}
+
+// The scatter path: tasks own whole images; blocks of at most one image's pixels.
 struct ScatterPlan {
   const kiln_conv_geometry* g;
   const float* dy;
@@ -263,7 +270,7 @@ void scatter_task(void* ctx, Index task) {
 
 std::size_t grad_input_scratch(const kiln_conv_geometry& g, int threads) {
   if (threads < 1) threads = 1;
-  if (g.stride == 1) {
+  if (grad_input_by_flip(g)) {
     const kiln_conv_geometry t = flipped_geometry(g);
     return float_bytes(taps_of(g) * g.f) + forward_scratch(t, threads);
   }
@@ -277,7 +284,7 @@ void grad_input(const kiln_conv_geometry& g, const float* dy, const float* w, fl
     zero_floats(dx, dx_floats);
     return;
   }
-  if (g.stride == 1) {
+  if (grad_input_by_flip(g)) {
     const kiln_conv_geometry t = flipped_geometry(g);
     float* flipped = reinterpret_cast<float*>(scratch);
     flip_filter(g, w, flipped);

@@ -320,6 +320,10 @@ TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]"
       {4, 28, 28, 1, 5, 5, 32, 1, 1, true},   // the Fashion CNN's first layer (batch 4)
       {4, 14, 14, 32, 5, 5, 64, 1, 1, true},  // and its second
       {5, 23, 29, 3, 4, 4, 19, 2, 1, true},   // even filter, odd sizes
+      // C >= 16 at stride 1: grad input as the flipped convolution (fewer channels scatter).
+      {2, 9, 10, 16, 3, 3, 5, 1, 2, false},  // dilation 2 valid
+      {2, 8, 8, 17, 4, 3, 6, 1, 1, true},    // even filter height, same
+      {1, 6, 7, 20, 1, 1, 3, 1, 1, false},   // pointwise
   };
   for (const ConvCase& cc : cases)
     for (int threads : {1, 2, 3}) check_conv(cc, threads);
