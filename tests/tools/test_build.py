@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""kiln build end to end (docs/deploy.md): trains credit_risk for one epoch, builds the
+artifact, and checks it as a user would: the files are there; the shared library and the
+executable need only libc and libm; the library exports only the model's own API; a small
+C program compiled against the header with plain `cc` predicts what `kiln predict` (JIT)
+predicts within 1e-5; the generated smoke test passes; the standalone executable on the
+model's CSV agrees with `kiln predict`; the weights-file variant checks its CRC32C.
+
+    test_build.py KILN_BINARY SOURCE_DIR
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+NAME = "credit_risk"
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(cmd, env, cwd=None, expect=0):
+    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if expect is not None and p.returncode != expect:
+        print(f"command {cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
+        sys.exit(1)
+    return p
+
+
+def parse_csv_predictions(text):
+    lines = text.strip().splitlines()
+    header = lines[0].split(",")
+    rows = {}
+    for line in lines[1:]:
+        cells = line.split(",")
+        rows[int(cells[0])] = cells[1:]
+    return header, rows
+
+
+def close(a, b, tol=1e-5):
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+# A program a user would write against the header: raw CSV rows through the compiled feature
+# pipeline (credit_risk_transform_row), then credit_risk_predict on all of them at once.
+C_PROGRAM = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "credit_risk.h"
+
+static unsigned char workspace[CREDIT_RISK_WORKSPACE_BYTES] __attribute__((aligned(64)));
+
+int main(int argc, char** argv) {
+  FILE* f = fopen(argv[1], "r");
+  char line[4096], header[4096];
+  char* names[64];
+  int fields = 0, where[CREDIT_RISK_RAW_COLUMNS];
+  static float features[5000 * CREDIT_RISK_INPUT_WIDTH], out[5000 * CREDIT_RISK_OUTPUT_WIDTH];
+  static long lines[5000];
+  size_t n = 0;
+  long at = 1;
+  credit_risk_ctx ctx;
+  if (!f || !fgets(header, sizeof header, f)) return 2;
+  header[strcspn(header, "\r\n")] = 0;
+  for (char* p = strtok(header, ","); p; p = strtok(NULL, ",")) names[fields++] = p;
+  for (int k = 0; k < CREDIT_RISK_RAW_COLUMNS; ++k) {
+    where[k] = -1;
+    for (int i = 0; i < fields; ++i)
+      if (strcmp(names[i], credit_risk_raw_columns[k]) == 0) where[k] = i;
+    if (where[k] < 0) return 3;
+  }
+  while (fgets(line, sizeof line, f)) {
+    const char* cells[64];
+    const char* raw[CREDIT_RISK_RAW_COLUMNS];
+    char why[256];
+    int i = 0;
+    ++at;
+    line[strcspn(line, "\r\n")] = 0;
+    char* p = line;
+    for (;;) {
+      cells[i++] = p;
+      char* comma = strchr(p, ',');
+      if (!comma) break;
+      *comma = 0;
+      p = comma + 1;
+    }
+    for (int k = 0; k < CREDIT_RISK_RAW_COLUMNS; ++k) raw[k] = cells[where[k]];
+    if (!credit_risk_transform_row(raw, features + n * CREDIT_RISK_INPUT_WIDTH, why, sizeof why)) continue;
+    lines[n++] = at;
+  }
+  if (credit_risk_init(&ctx, workspace, NULL) != 0) return 4;
+  if (credit_risk_predict(&ctx, features, n, out) != 0) return 5;
+  for (size_t r = 0; r < n; ++r) {
+    printf("%ld", lines[r]);
+    for (int k = 0; k < CREDIT_RISK_OUTPUT_WIDTH; ++k) printf(",%.9g", out[r * CREDIT_RISK_OUTPUT_WIDTH + k]);
+    printf("\n");
+  }
+  return 0;
+}
+"""
+
+
+def main() -> int:
+    kiln = str(pathlib.Path(sys.argv[1]).resolve())
+    src = pathlib.Path(sys.argv[2]).resolve()
+    model = str(src / "models" / "credit_risk.kiln")
+    csv = str(src / "models" / "data" / "credit_data.csv")
+    env = dict(os.environ, KILN_STDLIB=str(src / "stdlib"), NO_COLOR="1")
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        run([kiln, "train", model, "--epochs", "1", "--out", str(tmp / "run"), "--no-checkpoints"], env)
+        art = tmp / "art"
+        p = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(art)], env)
+        print(p.stdout.strip())
+        expected = [f"{NAME}.h", f"{NAME}.o", f"lib{NAME}.a", f"lib{NAME}.so", f"{NAME}_runtime.c", f"{NAME}_smoke.c",
+                    f"{NAME}_bench.c", f"{NAME}_main.c", NAME, f"{NAME}_smoke", f"{NAME}_bench", f"{NAME}.weights"]
+        for f in expected:
+            check((art / f).is_file(), f"{f} exists")
+
+        # Dependencies: libc and libm only.
+        allowed = ("libc.so", "libm.so", "ld-linux")
+        for binary in (f"lib{NAME}.so", NAME):
+            d = run(["readelf", "-d", str(art / binary)], env).stdout
+            needed = [l.split("[")[1].split("]")[0] for l in d.splitlines() if "(NEEDED)" in l]
+            check(all(n.startswith(allowed) for n in needed), f"{binary} needs only libc/libm: {needed}")
+            if shutil.which("ldd"):
+                deps = run(["ldd", str(art / binary)], env).stdout
+                check(not any(w in deps for w in ("LLVM", "stdc++", "kiln")), f"ldd {binary}: no LLVM/libstdc++/kiln")
+
+        # Symbols: the .so exports the model's API and nothing of Kiln's runtime.
+        syms = run(["nm", "-D", "--defined-only", str(art / f"lib{NAME}.so")], env).stdout.split("\n")
+        exported = [l.split()[-1] for l in syms if len(l.split()) == 3 and l.split()[1] in "TDRBVW"]
+        foreign = [s for s in exported if not s.startswith(NAME + "_") and s not in ("_init", "_fini")]
+        check(bool(exported) and not foreign, f"lib{NAME}.so exports only {NAME}_*: {foreign[:5]}")
+        undefined = run(["nm", "-u", str(art / f"lib{NAME}.a")], env).stdout
+        check(not any(w in undefined for w in ("kiln", "_Z", "llvm")),
+              f"lib{NAME}.a needs no Kiln, C++ or LLVM symbols")
+        allsyms = run(["nm", str(art / f"lib{NAME}.a")], env).stdout
+        check("kiln" not in allsyms, f"lib{NAME}.a holds no kiln_* runtime symbols")
+        defined = run(["nm", "-g", "--defined-only", str(art / f"lib{NAME}.a")], env).stdout.splitlines()
+        globals_ = [l.split()[-1] for l in defined if len(l.split()) == 3]
+        check(globals_ and all(g.startswith(NAME + "_") for g in globals_),
+              f"lib{NAME}.a defines only {NAME}_* globals ({len(globals_)})")
+
+        # The smoke test.
+        smoke = run([str(art / f"{NAME}_smoke")], env, cwd=art)
+        check('"smoke": "ok"' in smoke.stdout, f"smoke test: {smoke.stdout.strip()}")
+
+        # kiln predict (JIT) as the reference.
+        ref = run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", csv], env)
+        ref_header, ref_rows = parse_csv_predictions(ref.stdout)
+
+        # A C program against the header, with plain cc.
+        (tmp / "user.c").write_text(C_PROGRAM)
+        run([cc, "-O2", "-I", str(art), "-o", str(tmp / "user"), str(tmp / "user.c"), str(art / f"lib{NAME}.a"), "-lm"],
+            env)
+        user = run([str(tmp / "user"), csv], env).stdout
+        worst, count, missing = 0.0, 0, 0
+        for line in user.strip().splitlines():
+            cells = line.split(",")
+            want = ref_rows.get(int(cells[0]))
+            if want is None:
+                missing += 1
+                continue
+            for got, exp in zip(cells[1:3], want[0:2]):
+                worst = max(worst, abs(float(got) - float(exp)))
+                count += 1
+        check(missing == 0 and count >= 2 * 4000 and worst <= 1e-5,
+              f"C program vs kiln predict: {count} values, max |diff| {worst:.3g}, {missing} rows kiln skipped")
+
+        # The standalone executable on the model's CSV, CSV and JSON-lines output.
+        exe = run([str(art / NAME), csv], env)
+        header, rows = parse_csv_predictions(exe.stdout)
+        check(header == ref_header, f"executable CSV header {header} == kiln predict's")
+        check(sorted(rows) == sorted(ref_rows), f"executable predicts the same {len(ref_rows)} lines")
+        worst, classes_differ = 0.0, 0
+        for line, want in ref_rows.items():
+            got = rows.get(line)
+            if got is None:
+                continue
+            for g, e in zip(got[:2], want[:2]):
+                worst = max(worst, abs(float(g) - float(e)))
+            if got[2] != want[2] and abs(float(want[0]) - float(want[1])) > 1e-5:
+                classes_differ += 1
+        check(worst <= 1e-5 and classes_differ == 0,
+              f"executable vs kiln predict: max |diff| {worst:.3g}, {classes_differ} classes differ")
+        check(exe.stderr.count("skipped") == ref.stderr.count("skipped"),
+              f"executable skips as many records as kiln predict ({ref.stderr.count('skipped')})")
+        ref_j = run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", csv, "--format", "jsonl"], env)
+        exe_j = run([str(art / NAME), "--format", "jsonl", csv], env)
+        a = [json.loads(l) for l in ref_j.stdout.splitlines()]
+        b = [json.loads(l) for l in exe_j.stdout.splitlines()]
+        same = len(a) == len(b) and all(
+            x.keys() == y.keys() and x["line"] == y["line"] and all(close(p, q) for p, q in zip(x["risk"], y["risk"]))
+            for x, y in zip(a, b))
+        check(same, f"executable --format jsonl agrees with kiln predict ({len(b)} records)")
+        # JSON-lines input: the first records of the CSV as objects.
+        head = (pathlib.Path(csv).read_text().splitlines())[:51]
+        names = head[0].split(",")
+        jl = tmp / "records.jsonl"
+        with jl.open("w") as out:
+            for rec in head[1:]:
+                obj = {}
+                for n, v in zip(names, rec.split(",")):
+                    try:
+                        obj[n] = float(v) if v else None
+                    except ValueError:
+                        obj[n] = v
+                out.write(json.dumps(obj) + "\n")
+        exe_jl = run([str(art / NAME), str(jl)], env)
+        _, jl_rows = parse_csv_predictions(exe_jl.stdout)
+        agree = all(close(float(r[0]), float(ref_rows[line + 1][0])) for line, r in jl_rows.items()
+                    if line + 1 in ref_rows)
+        check(len(jl_rows) > 40 and agree, f"JSON-lines input: {len(jl_rows)} records agree with the CSV's")
+
+        # Weights in a checksummed file beside the library.
+        fart = tmp / "art_file"
+        run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(fart), "--weights", "file", "--max-batch",
+             "16"], env)
+        exe_f = run([str(fart / NAME), csv], env)
+        _, frows = parse_csv_predictions(exe_f.stdout)
+        check(all(close(float(frows[l][0]), float(rows[l][0])) for l in rows), "file weights predict the same")
+        w = bytearray((fart / f"{NAME}.weights").read_bytes())
+        w[200] ^= 0x40
+        (fart / f"{NAME}.weights").write_bytes(bytes(w))
+        bad = run([str(fart / NAME), csv], env, expect=None)
+        check(bad.returncode != 0 and "CRC32C" in bad.stderr, f"a corrupt weights file is refused: {bad.stderr.strip()}")
+
+        # Errors: not a power of two.
+        bad = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "x"), "--max-batch", "12"], env,
+                  expect=1)
+        check("power of two" in bad.stderr, "--max-batch 12 is refused")
+    print(f"{len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
