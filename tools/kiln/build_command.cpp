@@ -1666,6 +1666,29 @@ std::string upper(std::string s) {
   return s;
 }
 
+// The graph as inference runs it: every if_training(a, b) replaced by b, so that what only training
+// needs (dropout's random masks) is dead and left out of the Programs. Same results as running the
+// graph with training = 0.
+ir::Graph inference_graph(const ir::Graph& graph) {
+  ir::Graph g = graph;
+  const ir::OpId if_training = ir::core_ops().id_of("if_training");
+  auto resolve = [&](ir::ValueId v) {
+    while (g.node(v).op == if_training) v = g.node(v).operands.at(1);
+    return v;
+  };
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    for (ir::ValueId& operand : g.node(static_cast<ir::ValueId>(i)).operands) operand = resolve(operand);
+  }
+  // Outputs are registered by value; rebuild the list with the resolved values.
+  ir::Graph rebuilt(g.name());
+  for (const ir::Node& n : g.nodes()) rebuilt.add(n);
+  for (const ir::NamedValue& v : g.inputs()) rebuilt.add_input(v.name, v.value);
+  for (const ir::NamedValue& v : g.parameters()) rebuilt.add_parameter(v.name, v.value);
+  for (const ir::NamedValue& v : g.states()) rebuilt.add_state(v.name, v.value);
+  for (const ir::NamedValue& v : g.outputs()) rebuilt.add_output(v.name, resolve(v.value));
+  return rebuilt;
+}
+
 // Builds the artifact; throws BuildError (user-facing) for anything that stops it.
 void build(const BuildArgs& args, const sema::Compilation& c, const sema::LoweredTrain& t, const fs::path& run_dir) {
   const Clock::time_point start = Clock::now();
@@ -1691,7 +1714,7 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   } catch (const std::exception& e) {
     throw BuildError(e.what());
   }
-  const ir::Graph& graph = lowered->graph;
+  const ir::Graph graph = inference_graph(lowered->graph);
   std::vector<runtime::Feed> plan;
   try {
     plan = runtime::plan_feeds(c, t.spec.model, graph, pipeline);
@@ -1834,7 +1857,8 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   const Clock::time_point jit_start = Clock::now();
   m.smoke_rows = std::min(kSmokeDistinctRows, args.max_batch);
   {
-    std::unique_ptr<runtime::Executor> exec = runtime::make_executor(graph, m.smoke_rows, runtime::Backend::kReference);
+    std::unique_ptr<runtime::Executor> exec =
+        runtime::make_executor(lowered->graph, m.smoke_rows, runtime::Backend::kReference);
     for (const Variable& v : m.variables) {
       runtime::Tensor& dst = exec->variable(v.name);
       std::memcpy(dst.raw(), params.tensors.at(v.name).raw(), dst.bytes());
