@@ -239,6 +239,27 @@ def main() -> int:
         bad = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "x"), "--max-batch", "12"], env,
                   expect=1)
         check("power of two" in bad.stderr, "--max-batch 12 is refused")
+        # An image model (when the Debian package dataset-fashion-mnist is installed): pixel records as JSON
+        # lines through the executable agree with kiln predict on the IDX file.
+        images = pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+        if images.exists():
+            import gzip
+            mlp = str(src / "models" / "fashion_mlp.kiln")
+            run([kiln, "train", mlp, "--epochs", "1", "--max-steps", "5", "--out", str(tmp / "mlp_run"),
+                 "--no-checkpoints"], env)
+            run([kiln, "build", mlp, "--run", str(tmp / "mlp_run"), "-o", str(tmp / "mlp"), "--max-batch", "8"], env)
+            raw = gzip.open(images).read()
+            with (tmp / "images.jsonl").open("w") as out:
+                for i in range(20):
+                    out.write(json.dumps({"pixels": list(raw[16 + 784 * i:16 + 784 * (i + 1)])}) + "\n")
+            _, got = parse_csv_predictions(run([str(tmp / "mlp" / "fashion_mlp"), str(tmp / "images.jsonl")], env).stdout)
+            ref_out = run([kiln, "predict", mlp, "--run", str(tmp / "mlp_run")], env).stdout.splitlines()[:21]
+            _, want = parse_csv_predictions("\n".join(ref_out))
+            agree = len(got) == 20 and all(
+                all(close(float(a), float(b)) for a, b in zip(got[k][:10], want[k][:10])) for k in got)
+            check(agree, "fashion_mlp: pixel records through the executable agree with kiln predict")
+        else:
+            print("skip fashion_mlp: dataset-fashion-mnist is not installed")
     print(f"{len(failures)} failed")
     return 1 if failures else 0
 
