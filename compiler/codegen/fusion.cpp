@@ -92,7 +92,7 @@ FusionPlan plan_fusion(ir::Program& p) {
     plan.inlined[i] = true;
     ++plan.fused;
   }
-  // A loop whose value only an assign_state reads writes the new value in place.
+  // A new parameter or state value lives in its assign's slot.
   for (std::size_t i = 0; i < n; ++i) {
     const ir::Instruction& inst = p.instructions[i];
     if (op_name(inst) != "assign_state") continue;
@@ -100,9 +100,13 @@ FusionPlan plan_fusion(ir::Program& p) {
     const std::int32_t prod = plan.producer[value];
     if (prod < 0 || plan.inlined[static_cast<std::size_t>(prod)] || plan.absorbed[static_cast<std::size_t>(prod)])
       continue;
-    if (op_class(op_name(p.instructions[static_cast<std::size_t>(prod)])) != OpClass::kElementwise) continue;
-    if (!private_to(value) || inst.operands[0] == value) continue;
-    plan.writes_assign[static_cast<std::size_t>(prod)] = i;
+    if (op_class(op_name(p.instructions[static_cast<std::size_t>(prod)])) == OpClass::kSource) continue;
+    if (p.buffers[value].pinned() || is_result[value] || inst.operands[0] == value) continue;
+    // Exactly one assign reads it (two assigns of one value would need two copies).
+    int assigns = 0;
+    for (const std::size_t r : readers[value]) assigns += op_name(p.instructions[r]) == "assign_state" ? 1 : 0;
+    if (assigns != 1 || plan.assign_home.contains(value)) continue;
+    plan.assign_home[value] = i;
     dead.push_back(value);
   }
   // Where each inlined instruction now runs: at the first reader that is not inlined.

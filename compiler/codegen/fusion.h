@@ -36,9 +36,10 @@ struct FusionPlan {
   std::vector<bool> absorbed;          // per instruction: part of a matmul epilogue
   std::vector<std::int32_t> producer;  // per buffer: the instruction that writes it
   std::map<std::size_t, Epilogue> epilogues;  // matmul instruction -> its epilogue
-  // Elementwise roots whose only reader is an assign_state: the loop writes the new value
-  // straight into the assign's slot (root instruction -> assign instruction).
-  std::map<std::size_t, std::size_t> writes_assign;
+  // New values of parameters and states that live in their assign's slot rather than the
+  // arena: whatever makes the value writes it there, every reader reads it there, and the
+  // assign copies nothing (value buffer -> assign instruction).
+  std::map<ir::BufferId, std::size_t> assign_home;
   int fused = 0;
 };
 

@@ -348,6 +348,7 @@ struct ModuleBuilder::Impl {
       if (op_name(inst) == "assign_state")
         s.assign_slot[i] = add_slot(SlotKind::kAssign, inst.variable, p.buffers[inst.operands[1]]);
     }
+    for (const auto& [value, assign] : s.plan.assign_home) s.slot_of[value] = s.assign_slot[assign];
     std::vector<std::pair<int, BufferId>> copies_at_end;  // output slot <- buffer
     for (const ir::NamedBuffer& r : p.results) {
       const ir::Buffer& buf = p.buffers[r.buffer];
@@ -494,14 +495,7 @@ struct ModuleBuilder::Impl {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
     std::vector<llvm::Value*> bases;
     for (const BufferId leaf : leaves) bases.push_back(address(b, f, s, leaf));
-    llvm::Value* out_base = nullptr;
-    if (auto it = s.plan.writes_assign.find(root); it != s.plan.writes_assign.end()) {
-      llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1),
-                                                     static_cast<std::uint64_t>(s.assign_slot[it->second]));
-      out_base = b.CreateLoad(ptr_t(), at, "assign.target");
-    } else {
-      out_base = address(b, f, s, p.instructions[root].result);
-    }
+    llvm::Value* out_base = address(b, f, s, p.instructions[root].result);
     llvm::Value* training = nullptr;
     if (uses_training(s, root)) training = b.CreateICmpNE(state_field(b, f, 2), i64c(0));
 
@@ -811,9 +805,7 @@ struct ModuleBuilder::Impl {
     const int threads = options.threads;
 
     if (op == "assign_state") {
-      const std::int32_t prod = s.plan.producer[inst.operands[1]];
-      const bool written = prod >= 0 && s.plan.writes_assign.contains(static_cast<std::size_t>(prod));
-      if (!written) {  // else the loop that made the value wrote it into the slot already
+      if (s.slot_of[inst.operands[1]] != s.assign_slot[i]) {  // else the value was made in the slot
         llvm::Value* at =
             b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(s.assign_slot[i]));
         memcpy_to(b.CreateLoad(ptr_t(), at), in(1), in_buf(1).bytes);
