@@ -29,6 +29,7 @@ constexpr Index kMc = 144;
 constexpr Index kNc = 3072;
 constexpr std::size_t kAlign = 64;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
+static_assert(kMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the micro-tile");
 
 Index min_index(Index x, Index y) {
   return x < y ? x : y;
@@ -52,13 +53,59 @@ Index packed_b_floats(Index n, Index k) {
   return min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
 }
 
+#if KILN_GEMM_AVX2
+// out[p·MR + i] = rows[i][p] for a full panel of MR rows: 8×8 transposes of 8 columns (two
+// zero rows), each column stored 8 wide so that the next column's store overwrites the 2
+// extra floats; only the panel's last column is stored 6 wide.
+void pack_a_panel(const float* src, Index ld, Index kc, float* out) {
+  Index p = 0;
+  const __m256 zero = _mm256_setzero_ps();
+  for (; p + 8 <= kc; p += 8) {
+    const float* r = src + p;
+    const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + ld), r2 = _mm256_loadu_ps(r + 2 * ld),
+                 r3 = _mm256_loadu_ps(r + 3 * ld), r4 = _mm256_loadu_ps(r + 4 * ld), r5 = _mm256_loadu_ps(r + 5 * ld);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, zero, 0x44), u5 = _mm256_shuffle_ps(t4, zero, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, zero, 0x44), u7 = _mm256_shuffle_ps(t5, zero, 0xEE);
+    float* o = out + p * kMr;
+    _mm256_storeu_ps(o + 0 * kMr, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(o + 1 * kMr, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(o + 2 * kMr, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(o + 3 * kMr, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(o + 4 * kMr, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(o + 5 * kMr, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(o + 6 * kMr, _mm256_permute2f128_ps(u2, u6, 0x31));
+    const __m256 last = _mm256_permute2f128_ps(u3, u7, 0x31);
+    if (p + 8 < kc) {
+      _mm256_storeu_ps(o + 7 * kMr, last);
+    } else {
+      _mm_storeu_ps(o + 7 * kMr, _mm256_castps256_ps128(last));
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + 7 * kMr + 4), _mm256_extractf128_ps(last, 1));
+    }
+  }
+  for (; p < kc; ++p)
+    for (Index i = 0; i < kMr; ++i) out[p * kMr + i] = src[i * ld + p];
+}
+#else
+void pack_a_panel(const float* src, Index ld, Index kc, float* out) {
+  for (Index i = 0; i < kMr; ++i)
+    for (Index p = 0; p < kc; ++p) out[p * kMr + i] = src[i * ld + p];
+}
+#endif
+
 // op(A)[row0 .. row0+mc) × [pc .. pc+kc) into MR-row slivers: sliver s holds, for each p,
 // the MR values op(A)[row0 + s·MR + i][pc + p] at dst[s·MR·kc + p·MR + i]; rows past mc are 0.
 void pack_a(bool trans_a, const float* a, Index lda, Index row0, Index mc, Index pc, Index kc, float* dst) {
   for (Index s = 0; s < mc; s += kMr) {
     const Index rows = min_index(kMr, mc - s);
     float* out = dst + s * kc;
-    if (!trans_a) {
+    if (!trans_a && rows == kMr) {
+      pack_a_panel(a + (row0 + s) * lda + pc, lda, kc, out);
+    } else if (!trans_a) {
       for (Index i = 0; i < rows; ++i) {
         const float* src = a + (row0 + s + i) * lda + pc;
         for (Index p = 0; p < kc; ++p) out[p * kMr + i] = src[p];
@@ -74,26 +121,78 @@ void pack_a(bool trans_a, const float* a, Index lda, Index row0, Index mc, Index
   }
 }
 
+#if KILN_GEMM_AVX2
+// out[p·NR + j] = rows[j][p] for p < kc (a multiple of 8 handled in 8×8 transposes, the rest
+// one by one), j < NR: one full sliver of a transposed B.
+void transpose_sliver(const float* src, Index ld, Index kc, float* out) {
+  Index p = 0;
+  for (; p + 8 <= kc; p += 8)
+    for (Index h = 0; h < kNr; h += 8) {
+      const float* r = src + h * ld + p;
+      const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + ld), r2 = _mm256_loadu_ps(r + 2 * ld),
+                   r3 = _mm256_loadu_ps(r + 3 * ld), r4 = _mm256_loadu_ps(r + 4 * ld), r5 = _mm256_loadu_ps(r + 5 * ld),
+                   r6 = _mm256_loadu_ps(r + 6 * ld), r7 = _mm256_loadu_ps(r + 7 * ld);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* o = out + p * kNr + h;
+      _mm256_storeu_ps(o + 0 * kNr, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(o + 1 * kNr, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(o + 2 * kNr, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(o + 3 * kNr, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(o + 4 * kNr, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(o + 5 * kNr, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(o + 6 * kNr, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(o + 7 * kNr, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+  for (; p < kc; ++p)
+    for (Index j = 0; j < kNr; ++j) out[p * kNr + j] = src[j * ld + p];
+}
+#else
+void transpose_sliver(const float* src, Index ld, Index kc, float* out) {
+  for (Index j = 0; j < kNr; ++j)
+    for (Index p = 0; p < kc; ++p) out[p * kNr + j] = src[j * ld + p];
+}
+#endif
+
 // op(B)[pc .. pc+kc) × [col0 .. col0+nc) into NR-column slivers: dst[s·NR·kc + p·NR + j] =
 // op(B)[pc + p][col0 + s·NR + j]; columns past nc are 0.
 void pack_b(bool trans_b, const float* b, Index ldb, Index pc, Index kc, Index col0, Index nc, float* dst) {
+  const Index full = nc / kNr * kNr;  // columns in whole slivers
+  if (!trans_b) {
+    // Row by row, so B is read sequentially (a sliver at a time would stride ldb per load).
+    for (Index p = 0; p < kc; ++p) {
+      const float* src = b + (pc + p) * ldb + col0;
+      for (Index s = 0; s < full; s += kNr) {
+        float* out = dst + s * kc + p * kNr;
+        for (Index j = 0; j < kNr; ++j) out[j] = src[s + j];
+      }
+      if (full < nc) {
+        float* out = dst + full * kc + p * kNr;
+        for (Index j = 0; j < nc - full; ++j) out[j] = src[full + j];
+        for (Index j = nc - full; j < kNr; ++j) out[j] = 0.0f;
+      }
+    }
+    return;
+  }
   for (Index s = 0; s < nc; s += kNr) {
     const Index cols = min_index(kNr, nc - s);
     float* out = dst + s * kc;
-    if (!trans_b) {
-      for (Index p = 0; p < kc; ++p) {
-        const float* src = b + (pc + p) * ldb + col0 + s;
-        std::memcpy(out + p * kNr, src, static_cast<std::size_t>(cols) * sizeof(float));
-        for (Index j = cols; j < kNr; ++j) out[p * kNr + j] = 0.0f;
-      }
-    } else {
-      for (Index j = 0; j < cols; ++j) {
-        const float* src = b + (col0 + s + j) * ldb + pc;
-        for (Index p = 0; p < kc; ++p) out[p * kNr + j] = src[p];
-      }
-      for (Index j = cols; j < kNr; ++j)
-        for (Index p = 0; p < kc; ++p) out[p * kNr + j] = 0.0f;
+    if (cols == kNr) {
+      transpose_sliver(b + (col0 + s) * ldb + pc, ldb, kc, out);
+      continue;
     }
+    for (Index j = 0; j < cols; ++j) {
+      const float* src = b + (col0 + s + j) * ldb + pc;
+      for (Index p = 0; p < kc; ++p) out[p * kNr + j] = src[p];
+    }
+    for (Index j = cols; j < kNr; ++j)
+      for (Index p = 0; p < kc; ++p) out[p * kNr + j] = 0.0f;
   }
 }
 
@@ -202,6 +301,66 @@ void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, 
   }
 }
 
+void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base, Index b_step,
+                 const kiln_sgemm_run* runs, Index run_count, bool accumulate, float* c, Index ldc, Index mr,
+                 Index nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  const Index o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4], o5 = off[5];
+  for (Index r = 0; r < run_count; ++r) {
+    const float* a = a_base + runs[r].a;
+    const float* b = b_base + runs[r].b;
+    for (Index p = runs[r].len; p > 0; --p) {
+      const __m256 b0 = _mm256_loadu_ps(b);
+      const __m256 b1 = _mm256_loadu_ps(b + 8);
+      __m256 ai = _mm256_broadcast_ss(a + o0);
+      c00 = _mm256_fmadd_ps(ai, b0, c00);
+      c01 = _mm256_fmadd_ps(ai, b1, c01);
+      ai = _mm256_broadcast_ss(a + o1);
+      c10 = _mm256_fmadd_ps(ai, b0, c10);
+      c11 = _mm256_fmadd_ps(ai, b1, c11);
+      ai = _mm256_broadcast_ss(a + o2);
+      c20 = _mm256_fmadd_ps(ai, b0, c20);
+      c21 = _mm256_fmadd_ps(ai, b1, c21);
+      ai = _mm256_broadcast_ss(a + o3);
+      c30 = _mm256_fmadd_ps(ai, b0, c30);
+      c31 = _mm256_fmadd_ps(ai, b1, c31);
+      ai = _mm256_broadcast_ss(a + o4);
+      c40 = _mm256_fmadd_ps(ai, b0, c40);
+      c41 = _mm256_fmadd_ps(ai, b1, c41);
+      ai = _mm256_broadcast_ss(a + o5);
+      c50 = _mm256_fmadd_ps(ai, b0, c50);
+      c51 = _mm256_fmadd_ps(ai, b1, c51);
+      a += a_step;
+      b += b_step;
+    }
+  }
+  const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == kMr && nr == kNr) {
+    for (Index i = 0; i < kMr; ++i) {
+      float* row = c + i * ldc;
+      __m256 lo = acc[i][0], hi = acc[i][1];
+      if (accumulate) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(row));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(row + 8));
+      }
+      _mm256_storeu_ps(row, lo);
+      _mm256_storeu_ps(row + 8, hi);
+    }
+    return;
+  }
+  alignas(32) float tile[kMr * kNr];
+  for (Index i = 0; i < kMr; ++i) {
+    _mm256_store_ps(tile + i * kNr, acc[i][0]);
+    _mm256_store_ps(tile + i * kNr + 8, acc[i][1]);
+  }
+  store_partial(tile, c, ldc, 1.0f, accumulate ? 1.0f : 0.0f, mr, nr);
+}
+
 #else
 
 // Portable path: the same tile, written so that a compiler can vectorise the j loop for
@@ -226,6 +385,22 @@ void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, 
     const float ap = alpha * a[p * a_stride];
     for (Index j = 0; j < n; ++j) c[j] += ap * b[p * ldb + j];
   }
+}
+
+void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base, Index b_step,
+                 const kiln_sgemm_run* runs, Index run_count, bool accumulate, float* c, Index ldc, Index mr,
+                 Index nr) {
+  float tile[kMr * kNr] = {};
+  for (Index r = 0; r < run_count; ++r) {
+    const float* a = a_base + runs[r].a;
+    const float* b = b_base + runs[r].b;
+    for (Index p = 0; p < runs[r].len; ++p, a += a_step, b += b_step)
+      for (Index i = 0; i < kMr; ++i) {
+        const float ai = a[off[i]];
+        for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += ai * b[j];
+      }
+  }
+  store_partial(tile, c, ldc, 1.0f, accumulate ? 1.0f : 0.0f, mr, nr);
 }
 
 #endif
@@ -345,6 +520,13 @@ void kiln_sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
                 std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
                 void* workspace) {
   kiln_sgemm_slice(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace, 0, 1);
+}
+
+void kiln_sgemm_offset_tile(const float* a_base, const std::int64_t* a_offsets, std::int64_t a_step,
+                            const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,
+                            std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc, std::int64_t mr,
+                            std::int64_t nr) {
+  offset_tile(a_base, a_offsets, a_step, b_base, b_step, runs, run_count, accumulate, c, ldc, mr, nr);
 }
 
 const char* kiln_sgemm_kernel_name(void) {

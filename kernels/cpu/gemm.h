@@ -37,6 +37,25 @@ void kiln_sgemm_threaded(bool trans_a, bool trans_b, std::int64_t m, std::int64_
                          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                          std::int64_t ldc, void* workspace, int threads);
 
+// ---- Internal: the convolution kernels' micro-tile (kernels/cpu/conv.cpp) ----------------------
+// The micro-tile is KILN_SGEMM_MR × KILN_SGEMM_NR. One run of the shared dimension: `len`
+// steps whose A values lie at a_base[a + p·a_step + offset_i] (offset_i one of six per-row
+// offsets) and whose B row is the 16 floats at b_base[b + p·b_step].
+#define KILN_SGEMM_MR 6
+#define KILN_SGEMM_NR 16
+struct kiln_sgemm_run {
+  std::int64_t a, b, len;
+};
+// C[i][j] (= or, with accumulate, +=) Σ over the runs of A(p, i)·B(p, j), for i < mr (<= 6)
+// and j < nr (<= 16); only those elements of C (row stride ldc) are read or written, but
+// all 6 offsets and all 16 B columns of every step are read, so they must be readable (pad
+// with a repeated row and zero columns). No packing: A is read in place through the offsets,
+// which is how an im2col matrix is read straight from a (padded) image.
+void kiln_sgemm_offset_tile(const float* a_base, const std::int64_t* a_offsets, std::int64_t a_step,
+                            const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,
+                            std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc, std::int64_t mr,
+                            std::int64_t nr);
+
 // Which micro-kernel this build uses: "avx2-fma-6x16" or "portable-6x16".
 const char* kiln_sgemm_kernel_name(void);
 
