@@ -1,9 +1,9 @@
-// 2-D convolution (NHWC, [KH, KW, C, F] filters) and its two gradients as GEMMs over
-// im2col blocks in scratch. A "pixel" is one (n, oy, ox) output position; its im2col row
-// holds the K = KH·KW·C input taps in filter order (zeros where a tap is padding), so the
-// filter is a K×F row-major matrix as stored.
+// 2-D convolution (NHWC, [KH, KW, C, F] filters) and its two gradients as GEMMs over the
+// im2col matrix, which is never written out. A "pixel" is one (n, oy, ox) output position;
+// its im2col row holds the K = KH·KW·C input taps in filter order (zeros where a tap is
+// padding), so the filter is a K×F row-major matrix as stored.
 //
-//   forward      y[P, F]  = col[P, K] · w[K, F]                   (per block of pixels)
+//   forward      y[P, F]  = col[P, K] · w[K, F]
 //   grad filter  dw[K, F] = Σ col[P, K]ᵀ · dy[P, F]               (per-task partials, summed)
 //   grad input   stride 1 and C >= kFlipMinChannels: a forward convolution of dy with the
 //                flipped, transposed filter (pad (KH-1)·d - pad_top), so dx is written once,
@@ -11,8 +11,11 @@
 //                GEMM would have only C columns): dcol[P, K] = dy[P, F] · w[K, F]ᵀ, then
 //                col2im adds dcol into dx, tasks owning whole images.
 //
-// Tasks split the pixels (or images) evenly; each owns an im2col buffer and a GEMM
-// workspace in scratch. A 1×1, stride-1, unpadded convolution reads x as the column matrix.
+// Forward and grad filter read col in place: the input is copied once into a zero-padded
+// image (skipped when no tap falls outside x), where every tap of a pixel lies at a fixed
+// offset from the pixel's first tap, and kiln_sgemm_offset_tile (gemm.cpp) runs the 6×16
+// micro-tile with A addressed through six such offsets. Tasks split the pixels (or images)
+// evenly; each owns its scratch region.
 #include <cstring>
 
 #include "kernels/cpu/common.h"
@@ -33,10 +36,6 @@ Index taps_of(const kiln_conv_geometry& g) {
 Index pixels_of(const kiln_conv_geometry& g) {
   return g.n * g.oh * g.ow;
 }
-bool is_pointwise(const kiln_conv_geometry& g) {
-  return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 && g.oh == g.h && g.ow == g.w;
-}
-
 // Pixels per im2col block: about `target_floats` of column matrix, at least `min_rows`.
 Index block_rows(Index taps, Index target_floats, Index min_rows, Index max_rows) {
   Index rows = round_up(target_floats / (taps > 0 ? taps : 1), 8);
@@ -46,9 +45,6 @@ Index block_rows(Index taps, Index target_floats, Index min_rows, Index max_rows
 }
 Index forward_block(const kiln_conv_geometry& g) {
   return block_rows(taps_of(g), Index{1} << 16, 96, 1536);
-}
-Index filter_block(const kiln_conv_geometry& g) {
-  return block_rows(taps_of(g), Index{1} << 16, 256, 2048);
 }
 
 // Pixel p's coordinates.
@@ -68,9 +64,6 @@ void next_pixel(const kiln_conv_geometry& g, Pixel& px) {
   ++px.b;
 }
 
-void copy_floats(float* dst, const float* src, Index count) {
-  for (Index t = 0; t < count; ++t) dst[t] = src[t];
-}
 void zero_floats(float* dst, Index count) {
   for (Index t = 0; t < count; ++t) dst[t] = 0.0f;
 }
@@ -88,35 +81,6 @@ TapRange tap_columns(const kiln_conv_geometry& g, Index ox) {
   if (j0 > g.kw) j0 = g.kw;
   if (j1 < j0) j1 = j0;
   return {j0, j1};
-}
-
-// col[r, :] = the taps of pixels p0 .. p0 + rows.
-void im2col(const kiln_conv_geometry& g, const float* x, Index p0, Index rows, float* col) {
-  const Index taps = taps_of(g);
-  const Index row_len = g.kw * g.c;
-  Pixel px = pixel_at(g, p0);
-  for (Index r = 0; r < rows; ++r, next_pixel(g, px)) {
-    float* dst = col + r * taps;
-    const float* image = x + px.b * g.h * g.w * g.c;
-    const TapRange cols = tap_columns(g, px.ox);
-    const Index left = px.ox * g.stride - g.pad_left;
-    for (Index i = 0; i < g.kh; ++i, dst += row_len) {
-      const Index iy = px.oy * g.stride + i * g.dilation - g.pad_top;
-      if (iy < 0 || iy >= g.h) {
-        zero_floats(dst, row_len);
-        continue;
-      }
-      const float* src_row = image + iy * g.w * g.c;
-      zero_floats(dst, cols.j0 * g.c);
-      if (g.dilation == 1) {
-        copy_floats(dst + cols.j0 * g.c, src_row + (left + cols.j0) * g.c, (cols.j1 - cols.j0) * g.c);
-      } else {
-        for (Index j = cols.j0; j < cols.j1; ++j)
-          copy_floats(dst + j * g.c, src_row + (left + j * g.dilation) * g.c, g.c);
-      }
-      zero_floats(dst + cols.j1 * g.c, (g.kw - cols.j1) * g.c);
-    }
-  }
 }
 
 // dx (image of pixel p0 onwards) += col2im of dcol for pixels p0 .. p0 + rows.
@@ -146,48 +110,157 @@ struct TaskScratch {
   std::size_t col_bytes, workspace_bytes;
   std::size_t total() const { return col_bytes + workspace_bytes; }
 };
-TaskScratch forward_task_scratch(const kiln_conv_geometry& g) {
-  const Index rows = forward_block(g);
-  return {is_pointwise(g) ? 0 : float_bytes(rows * taps_of(g)),
-          aligned_bytes(kiln_sgemm_workspace_size(rows, g.f, taps_of(g)))};
+
+// ---- the padded image and the offset micro-tile ----
+
+constexpr Index kMr = KILN_SGEMM_MR;
+constexpr Index kNr = KILN_SGEMM_NR;
+
+// The input as the kernels read it: n images of hp × wp pixels (c channels), pixel (0, 0)
+// at input (-pad_top, -pad_left), zeros outside the input, every tap of every output pixel
+// inside. Without padding (and with every tap inside the input) x itself, else a copy.
+struct Padded {
+  Index hp, wp;
+  bool copy;
+};
+Padded padded_of(const kiln_conv_geometry& g) {
+  const Index hp = (g.oh - 1) * g.stride + (g.kh - 1) * g.dilation + 1;
+  const Index wp = (g.ow - 1) * g.stride + (g.kw - 1) * g.dilation + 1;
+  if (g.pad_top == 0 && g.pad_left == 0 && hp <= g.h && wp <= g.w) return {g.h, g.w, false};
+  return {hp, wp, true};
+}
+Index padded_floats(const kiln_conv_geometry& g) {
+  const Padded pd = padded_of(g);
+  return pd.copy ? g.n * pd.hp * pd.wp * g.c : 0;
+}
+
+// Images [b0, b1) of x into the padded layout.
+void pad_images(const kiln_conv_geometry& g, const Padded& pd, const float* x, Index b0, Index b1, float* out) {
+  const Index row = pd.wp * g.c;
+  const Index x0 = min_index(pd.wp, max_index(0, g.pad_left));         // first copied column
+  const Index x1 = max_index(x0, min_index(pd.wp, g.w + g.pad_left));  // past the last
+  for (Index b = b0; b < b1; ++b)
+    for (Index yp = 0; yp < pd.hp; ++yp) {
+      float* dst = out + (b * pd.hp + yp) * row;
+      const Index iy = yp - g.pad_top;
+      if (iy < 0 || iy >= g.h || x0 >= x1) {
+        zero_floats(dst, row);
+        continue;
+      }
+      zero_floats(dst, x0 * g.c);
+      std::memcpy(dst + x0 * g.c, x + ((b * g.h + iy) * g.w + x0 - g.pad_left) * g.c,
+                  static_cast<std::size_t>((x1 - x0) * g.c) * sizeof(float));
+      zero_floats(dst + x1 * g.c, (pd.wp - x1) * g.c);
+    }
+}
+
+// Offset in the padded image of pixel p's first tap, and of tap t from there.
+Index pixel_offset(const kiln_conv_geometry& g, const Padded& pd, Index p) {
+  const Pixel px = pixel_at(g, p);
+  return ((px.b * pd.hp + px.oy * g.stride) * pd.wp + px.ox * g.stride) * g.c;
+}
+Index tap_offset(const kiln_conv_geometry& g, const Padded& pd, Index t) {
+  const Index ch = t % g.c, j = (t / g.c) % g.kw, i = t / (g.c * g.kw);
+  return (i * g.dilation * pd.wp + j * g.dilation) * g.c + ch;
+}
+
+// The filter (K × F, row-major) as NR-column slivers, each K × NR with zero columns past F.
+Index slivers_of(Index f) {
+  return ceil_div(f, kNr);
+}
+void pack_filter(const float* w, Index taps, Index f, float* out) {
+  for (Index s = 0; s < slivers_of(f); ++s) {
+    const Index cols = min_index(kNr, f - s * kNr);
+    for (Index t = 0; t < taps; ++t) {
+      float* dst = out + (s * taps + t) * kNr;
+      for (Index j = 0; j < cols; ++j) dst[j] = w[t * f + s * kNr + j];
+      for (Index j = cols; j < kNr; ++j) dst[j] = 0.0f;
+    }
+  }
 }
 
 // ---- forward ----
+//
+// y[P, F] = col[P, K] · w[K, F] with col read in place: a micro-tile's six pixels are six
+// offsets into the padded image, and the taps are runs along it (one per filter row, or per
+// filter tap when dilated), matching the packed filter's rows.
+
+// Pixels per block: the block's micro-tiles share the filter sliver while it is in cache.
+constexpr Index kForwardBlock = 96;
+static_assert(kForwardBlock % kMr == 0, "blocks hold whole micro-tiles");
+
+Index forward_runs(const kiln_conv_geometry& g) {
+  return g.dilation == 1 ? g.kh : g.kh * g.kw;
+}
+
+struct ForwardLayout {
+  std::size_t filter_bytes, runs_bytes, padded_bytes;
+  std::size_t total() const { return filter_bytes + runs_bytes + padded_bytes; }
+};
+ForwardLayout forward_layout(const kiln_conv_geometry& g) {
+  return {float_bytes(slivers_of(g.f) * taps_of(g) * kNr),
+          aligned_bytes(static_cast<std::size_t>(forward_runs(g)) * sizeof(kiln_sgemm_run)),
+          float_bytes(padded_floats(g))};
+}
 
 struct ForwardPlan {
   const kiln_conv_geometry* g;
   const float* x;
   const float* w;
   float* y;
-  char* scratch;
-  TaskScratch per_task;
-  Index tasks, block;
+  Padded pd;
+  const float* image;  // x or its padded copy
+  float* padded;       // the copy (null without)
+  float* filter;       // packed
+  kiln_sgemm_run* runs;
+  Index run_count, tasks;
 };
+
+// Setup, split over tasks: images to pad, and (task 0) the packed filter and the runs.
+void forward_setup_task(void* ctx, Index task) {
+  const ForwardPlan& p = *static_cast<const ForwardPlan*>(ctx);
+  const kiln_conv_geometry& g = *p.g;
+  if (p.padded != nullptr) {
+    const Range images = split_range(g.n, p.tasks, task);
+    pad_images(g, p.pd, p.x, images.begin, images.end, p.padded);
+  }
+  if (task != 0) return;
+  const Index taps = taps_of(g);
+  pack_filter(p.w, taps, g.f, p.filter);
+  Index r = 0;
+  for (Index i = 0; i < g.kh; ++i) {
+    if (g.dilation == 1) {
+      p.runs[r++] = {i * p.pd.wp * g.c, i * g.kw * g.c * kNr, g.kw * g.c};
+      continue;
+    }
+    for (Index j = 0; j < g.kw; ++j)
+      p.runs[r++] = {(i * g.dilation * p.pd.wp + j * g.dilation) * g.c, (i * g.kw + j) * g.c * kNr, g.c};
+  }
+}
 
 void forward_task(void* ctx, Index task) {
   const ForwardPlan& p = *static_cast<const ForwardPlan*>(ctx);
   const kiln_conv_geometry& g = *p.g;
-  char* mine = p.scratch + static_cast<std::size_t>(task) * p.per_task.total();
-  float* col = reinterpret_cast<float*>(mine);
-  void* workspace = mine + p.per_task.col_bytes;
   const Index taps = taps_of(g);
   const Range range = split_range(pixels_of(g), p.tasks, task);
-  const bool pointwise = is_pointwise(g);
-  for (Index p0 = range.begin; p0 < range.end; p0 += p.block) {
-    const Index rows = min_index(p.block, range.end - p0);
-    const float* a = col;
-    if (pointwise) {
-      a = p.x + p0 * g.c;
-    } else {
-      im2col(g, p.x, p0, rows, col);
+  Index offsets[kForwardBlock];
+  for (Index p0 = range.begin; p0 < range.end; p0 += kForwardBlock) {
+    const Index rows = min_index(kForwardBlock, range.end - p0);
+    const Index padded_rows = round_up(rows, kMr);
+    for (Index r = 0; r < padded_rows; ++r) offsets[r] = pixel_offset(g, p.pd, p0 + min_index(r, rows - 1));
+    for (Index s = 0; s < slivers_of(g.f); ++s) {
+      const float* b = p.filter + s * taps * kNr;
+      const Index cols = min_index(kNr, g.f - s * kNr);
+      for (Index r = 0; r < rows; r += kMr)
+        kiln_sgemm_offset_tile(p.image, offsets + r, 1, b, kNr, p.runs, p.run_count, false,
+                               p.y + (p0 + r) * g.f + s * kNr, g.f, min_index(kMr, rows - r), cols);
     }
-    kiln_sgemm_slice(false, false, rows, g.f, taps, 1.0f, a, taps, p.w, g.f, 0.0f, p.y + p0 * g.f, g.f, workspace, 0,
-                     1);
   }
 }
 
 std::size_t forward_scratch(const kiln_conv_geometry& g, int threads) {
-  return forward_task_scratch(g).total() * static_cast<std::size_t>(threads < 1 ? 1 : threads) + kScratchAlign;
+  (void)threads;
+  return forward_layout(g).total() + kScratchAlign;
 }
 
 void forward(const kiln_conv_geometry& g, const float* x, const float* w, float* y, char* scratch, int threads) {
@@ -197,10 +270,21 @@ void forward(const kiln_conv_geometry& g, const float* x, const float* w, float*
     zero_floats(y, pixels * g.f);
     return;
   }
-  ForwardPlan p{&g, x, w, y, scratch, forward_task_scratch(g), 1, forward_block(g)};
-  p.tasks = useful_tasks(pixels * taps_of(g) * g.f, kConvGrain, threads);
-  p.tasks = min_index(p.tasks, pixels);
-  if (p.tasks <= 1) return forward_task(&p, 0);
+  const ForwardLayout layout = forward_layout(g);
+  ForwardPlan p{};
+  p.g = &g, p.x = x, p.w = w, p.y = y;
+  p.pd = padded_of(g);
+  p.filter = reinterpret_cast<float*>(scratch);
+  p.runs = reinterpret_cast<kiln_sgemm_run*>(scratch + layout.filter_bytes);
+  p.padded = p.pd.copy ? reinterpret_cast<float*>(scratch + layout.filter_bytes + layout.runs_bytes) : nullptr;
+  p.image = p.pd.copy ? p.padded : x;
+  p.run_count = forward_runs(g);
+  p.tasks = min_index(useful_tasks(pixels * taps_of(g) * g.f, kConvGrain, threads), ceil_div(pixels, kMr));
+  if (p.tasks <= 1) {
+    forward_setup_task(&p, 0);
+    return forward_task(&p, 0);
+  }
+  kiln_parallel_for(p.tasks, forward_setup_task, &p);
   kiln_parallel_for(p.tasks, forward_task, &p);
 }
 
@@ -297,50 +381,87 @@ void grad_input(const kiln_conv_geometry& g, const float* dy, const float* w, fl
 }
 
 // ---- grad filter ----
+//
+// dw[K, F] = Σ col[P, K]ᵀ · dy[P, F]: a micro-tile's six rows are six taps (offsets from a
+// pixel's first tap in the padded image), the shared dimension runs along output rows of
+// pixels, and dy is packed a block of pixels at a time into NR-column slivers. Tasks split
+// the pixels; each sums into its own K × F partial (task 0 into dw), added up at the end.
+
+constexpr Index kFilterBlock = 512;  // pixels per block: its dy slivers and image rows stay in L2
+
+struct FilterLayout {
+  std::size_t padded_bytes, partial_bytes, dy_bytes, runs_bytes;
+  std::size_t task_bytes() const { return dy_bytes + runs_bytes; }
+};
+FilterLayout filter_layout(const kiln_conv_geometry& g) {
+  return {float_bytes(padded_floats(g)), float_bytes(taps_of(g) * g.f),
+          float_bytes(slivers_of(g.f) * kFilterBlock * kNr),
+          aligned_bytes(static_cast<std::size_t>(kFilterBlock) * sizeof(kiln_sgemm_run))};
+}
 
 struct FilterPlan {
   const kiln_conv_geometry* g;
   const float* x;
   const float* dy;
   float* dw;
-  char* partials;  // tasks - 1 K×F partial sums (task 0 writes dw)
-  char* scratch;   // per-task im2col + workspace
-  TaskScratch per_task;
-  std::size_t partial_bytes;
-  Index tasks, block;
+  Padded pd;
+  const float* image;  // x or its padded copy
+  float* padded;       // the copy (null without)
+  char* partials;      // tasks - 1 K×F partial sums (task 0 writes dw)
+  char* scratch;       // per task: a packed dy block and its runs
+  FilterLayout layout;
+  Index tasks;
 };
 
-TaskScratch filter_task_scratch(const kiln_conv_geometry& g) {
-  const Index rows = filter_block(g);
-  return {is_pointwise(g) ? 0 : float_bytes(rows * taps_of(g)),
-          aligned_bytes(kiln_sgemm_workspace_size(taps_of(g), g.f, rows))};
+float* partial_of(const FilterPlan& p, Index task) {
+  return task == 0 ? p.dw
+                   : reinterpret_cast<float*>(p.partials + static_cast<std::size_t>(task - 1) * p.layout.partial_bytes);
 }
 
-float* partial_of(const FilterPlan& p, Index task) {
-  return task == 0 ? p.dw : reinterpret_cast<float*>(p.partials + static_cast<std::size_t>(task - 1) * p.partial_bytes);
+void filter_pad_task(void* ctx, Index task) {
+  const FilterPlan& p = *static_cast<const FilterPlan*>(ctx);
+  const Range images = split_range(p.g->n, p.tasks, task);
+  pad_images(*p.g, p.pd, p.x, images.begin, images.end, p.padded);
 }
 
 void filter_task(void* ctx, Index task) {
   const FilterPlan& p = *static_cast<const FilterPlan*>(ctx);
   const kiln_conv_geometry& g = *p.g;
-  char* mine = p.scratch + static_cast<std::size_t>(task) * p.per_task.total();
-  float* col = reinterpret_cast<float*>(mine);
-  void* workspace = mine + p.per_task.col_bytes;
-  const Index taps = taps_of(g);
+  char* mine = p.scratch + static_cast<std::size_t>(task) * p.layout.task_bytes();
+  float* packed_dy = reinterpret_cast<float*>(mine);
+  auto* runs = reinterpret_cast<kiln_sgemm_run*>(mine + p.layout.dy_bytes);
+  const Index taps = taps_of(g), slivers = slivers_of(g.f);
   float* out = partial_of(p, task);
   const Range range = split_range(pixels_of(g), p.tasks, task);
   if (range.begin >= range.end) return zero_floats(out, taps * g.f);
-  const bool pointwise = is_pointwise(g);
-  for (Index p0 = range.begin; p0 < range.end; p0 += p.block) {
-    const Index rows = min_index(p.block, range.end - p0);
-    const float* a = col;
-    if (pointwise) {
-      a = p.x + p0 * g.c;
-    } else {
-      im2col(g, p.x, p0, rows, col);
+  for (Index p0 = range.begin; p0 < range.end; p0 += kFilterBlock) {
+    const Index rows = min_index(kFilterBlock, range.end - p0);
+    for (Index s = 0; s < slivers; ++s) {
+      const Index cols = min_index(kNr, g.f - s * kNr);
+      for (Index r = 0; r < rows; ++r) {
+        float* dst = packed_dy + (s * rows + r) * kNr;
+        const float* src = p.dy + (p0 + r) * g.f + s * kNr;
+        for (Index j = 0; j < cols; ++j) dst[j] = src[j];
+        for (Index j = cols; j < kNr; ++j) dst[j] = 0.0f;
+      }
     }
-    kiln_sgemm_slice(true, false, taps, g.f, rows, 1.0f, a, taps, p.dy + p0 * g.f, g.f, p0 == range.begin ? 0.0f : 1.0f,
-                     out, g.f, workspace, 0, 1);
+    // Runs of pixels along an output row: one step moves `stride` pixels in the image.
+    Index run_count = 0;
+    for (Index r = 0; r < rows;) {
+      const Index ox = (p0 + r) % g.ow;
+      const Index len = min_index(g.ow - ox, rows - r);
+      runs[run_count++] = {pixel_offset(g, p.pd, p0 + r), r * kNr, len};
+      r += len;
+    }
+    const bool accumulate = p0 != range.begin;
+    for (Index t0 = 0; t0 < taps; t0 += kMr) {
+      const Index mr = min_index(kMr, taps - t0);
+      Index offsets[kMr];
+      for (Index i = 0; i < kMr; ++i) offsets[i] = tap_offset(g, p.pd, t0 + min_index(i, mr - 1));
+      for (Index s = 0; s < slivers; ++s)
+        kiln_sgemm_offset_tile(p.image, offsets, g.stride * g.c, packed_dy + s * rows * kNr, kNr, runs, run_count,
+                               accumulate, out + t0 * g.f + s * kNr, g.f, mr, min_index(kNr, g.f - s * kNr));
+    }
   }
 }
 
@@ -356,7 +477,8 @@ void sum_partials_task(void* ctx, Index task) {
 
 std::size_t grad_filter_scratch(const kiln_conv_geometry& g, int threads) {
   if (threads < 1) threads = 1;
-  return (float_bytes(taps_of(g) * g.f) + filter_task_scratch(g).total()) * static_cast<std::size_t>(threads) +
+  const FilterLayout layout = filter_layout(g);
+  return layout.padded_bytes + (layout.partial_bytes + layout.task_bytes()) * static_cast<std::size_t>(threads) +
          kScratchAlign;
 }
 
@@ -367,13 +489,18 @@ void grad_filter(const kiln_conv_geometry& g, const float* x, const float* dy, f
   if (pixels <= 0) return zero_floats(dw, taps * g.f);
   FilterPlan p{};
   p.g = &g, p.x = x, p.dy = dy, p.dw = dw;
-  p.per_task = filter_task_scratch(g);
-  p.partial_bytes = float_bytes(taps * g.f);
-  p.block = filter_block(g);
+  p.pd = padded_of(g);
+  p.layout = filter_layout(g);
+  p.padded = p.pd.copy ? reinterpret_cast<float*>(scratch) : nullptr;
+  p.image = p.pd.copy ? p.padded : x;
   p.tasks = min_index(useful_tasks(pixels * taps * g.f, kConvGrain, threads), pixels);
-  p.partials = scratch;
-  p.scratch = scratch + static_cast<std::size_t>(p.tasks) * p.partial_bytes;
-  if (p.tasks <= 1) return filter_task(&p, 0);
+  p.partials = scratch + p.layout.padded_bytes;
+  p.scratch = p.partials + static_cast<std::size_t>(p.tasks) * p.layout.partial_bytes;
+  if (p.tasks <= 1) {
+    if (p.padded != nullptr) filter_pad_task(&p, 0);
+    return filter_task(&p, 0);
+  }
+  if (p.padded != nullptr) kiln_parallel_for(p.tasks, filter_pad_task, &p);
   kiln_parallel_for(p.tasks, filter_task, &p);
   kiln_parallel_for(p.tasks, sum_partials_task, &p);
 }

@@ -274,7 +274,10 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   };
   const Shape small[] = {{1, 1, 1}, {1, 17, 5}, {7, 1, 13}, {6, 16, 8}, {13, 31, 97}, {5, 9, 2}, {16, 8, 1}};
   // Above the parallel grain (2^16 multiply-adds per task), so threads really split them.
-  const Shape large[] = {{97, 131, 67}, {200, 37, 300}, {6, 1000, 50}, {1, 4099, 71}, {331, 3, 257}, {64, 10, 784}};
+  // Also: whole-panel packing of A and 8×8 transposes of B with KC blocks a multiple of 8
+  // (640: 216, 216, 208) or not (203), tall and short products against wide B.
+  const Shape large[] = {{97, 131, 67}, {200, 37, 300}, {6, 1000, 50},   {1, 4099, 71},  {331, 3, 257},
+                         {64, 10, 784}, {130, 64, 640}, {1003, 64, 203}, {64, 512, 216}, {12, 48, 64}};
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       for (const Shape& s : small)
@@ -324,6 +327,16 @@ TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]"
       {2, 9, 10, 16, 3, 3, 5, 1, 2, false},  // dilation 2 valid
       {2, 8, 8, 17, 4, 3, 6, 1, 1, true},    // even filter height, same
       {1, 6, 7, 20, 1, 1, 3, 1, 1, false},   // pointwise
+      // The offset micro-tile path: filters past one 16-wide sliver with a partial last one,
+      // pixel counts past a forward block (96) and a grad-filter block (512) and not a
+      // multiple of 6, valid convolutions read in place (no padded copy, unused rows).
+      {3, 9, 11, 18, 3, 3, 33, 1, 1, true},   // flipped grad input, F = 33
+      {2, 10, 10, 20, 3, 3, 7, 2, 2, true},   // stride 2, dilation 2, C >= 16 (scatter)
+      {1, 30, 30, 3, 3, 3, 40, 1, 1, false},  // valid: x read in place, 784 pixels
+      {2, 13, 12, 5, 3, 3, 16, 2, 1, false},  // valid stride 2: the last input column unused
+      {7, 5, 5, 16, 5, 5, 100, 1, 1, true},   // filter as large as the image, F = 100
+      {3, 23, 17, 2, 2, 5, 9, 1, 3, true},    // dilation 3, wide filter, odd sizes
+      {1, 41, 37, 7, 3, 3, 24, 1, 1, false},  // 1365 pixels: several grad-filter blocks
   };
   for (const ConvCase& cc : cases)
     for (int threads : {1, 2, 3}) check_conv(cc, threads);
