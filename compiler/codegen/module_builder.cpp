@@ -17,6 +17,7 @@
 #include <llvm/Support/raw_ostream.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <map>
@@ -979,6 +980,12 @@ struct ModuleBuilder::Impl {
     pb.crossRegisterProxies(lam, fam, cgam, mam);
     llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
     mpm.run(*module, mam);
+    // KILN_DUMP_LLVM=FILE: the optimised module as text, for reading what the backend made.
+    if (const char* path = std::getenv("KILN_DUMP_LLVM"); path != nullptr && *path != '\0') {
+      std::error_code ec;
+      llvm::raw_fd_ostream out(path, ec);
+      if (!ec) module->print(out, nullptr);
+    }
     return std::move(module);
   }
 };

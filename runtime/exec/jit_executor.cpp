@@ -162,16 +162,7 @@ class JitExecutor final : public Executor {
 
   void discard_updates() override { pending_ = false; }
 
-  Tensor& variable(const std::string& name) override {
-    const auto it = variables_.find(name);
-    if (it == variables_.end()) {
-      std::string known;
-      for (const auto& [n, _] : variables_) known += (known.empty() ? "" : ", ") + n;
-      throw std::invalid_argument(
-          fmt::format("no parameter or state named '{}' (the graph has: {})", name, known.empty() ? "none" : known));
-    }
-    return it->second;
-  }
+  Tensor& variable(const std::string& name) override { return find_variable(variables_, name); }
 
   double compile_seconds() const override { return program_->compile_seconds(); }
 

@@ -35,6 +35,17 @@ std::size_t BufferView::bytes() const {
   return static_cast<std::size_t>(elements()) * dtype_size(dtype);
 }
 
+Tensor& find_variable(std::map<std::string, Tensor>& variables, const std::string& name) {
+  const auto it = variables.find(name);
+  if (it == variables.end()) {
+    std::string known;
+    for (const auto& [n, _] : variables) known += (known.empty() ? "" : ", ") + n;
+    throw std::invalid_argument(
+        fmt::format("no parameter or state named '{}' (the graph has: {})", name, known.empty() ? "none" : known));
+  }
+  return it->second;
+}
+
 std::string describe_type(ir::DType dtype, std::span<const std::int64_t> dims) {
   return fmt::format("{}[{}]", ir::dtype_name(dtype), fmt::join(dims, ", "));
 }

@@ -68,6 +68,10 @@ using Adapter = std::function<void(const OpCall&)>;
 const std::map<std::string, Adapter, std::less<>>& reference_adapters();
 std::span<const std::string_view> reference_unsupported_ops();
 
+// variables.at(name), or std::invalid_argument listing the names there are (executors'
+// variable()).
+Tensor& find_variable(std::map<std::string, Tensor>& variables, const std::string& name);
+
 // "f32[4, 784]".
 std::string describe_type(ir::DType dtype, std::span<const std::int64_t> dims);
 

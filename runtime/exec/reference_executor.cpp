@@ -89,16 +89,7 @@ class ReferenceExecutor final : public Executor {
     return found;
   }
 
-  Tensor& variable(const std::string& name) override {
-    const auto it = variables_.find(name);
-    if (it == variables_.end()) {
-      std::string known;
-      for (const auto& [n, _] : variables_) known += (known.empty() ? "" : ", ") + n;
-      throw std::invalid_argument(
-          fmt::format("no parameter or state named '{}' (the graph has: {})", name, known.empty() ? "none" : known));
-    }
-    return it->second;
-  }
+  Tensor& variable(const std::string& name) override { return find_variable(variables_, name); }
 
  private:
   static const Adapter& adapter_of(const Instruction& inst) {
