@@ -121,20 +121,16 @@ void set_flop_counter(benchmark::State& state, const Shape& s) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Single-threaded: kiln_sgemm itself. Threaded: kiln_k_matmul, the kernel the LLVM backend
-// calls, split over the runtime's persistent thread pool (as in a JIT-compiled step).
+// kiln_k_matmul: the kernel the LLVM backend calls (packed kiln_sgemm tiles, a streaming
+// path for a few rows), split over the runtime's persistent thread pool when threads > 1,
+// as in a JIT-compiled step.
 void bench_kiln(benchmark::State& state, Shape s) {
   Operands o = make_operands(s);
-  if (s.threads > 1) kiln::runtime::set_thread_count(s.threads);
-  std::vector<unsigned char> workspace(s.threads == 1 ? kiln_sgemm_workspace_size(s.m, s.n, s.k)
-                                                      : kiln_k_matmul_scratch(s.m, s.n, s.k, s.threads));
+  kiln::runtime::set_thread_count(s.threads);
+  std::vector<unsigned char> workspace(kiln_k_matmul_scratch(s.m, s.n, s.k, s.threads));
   for (auto _ : state) {
-    if (s.threads == 1)
-      kiln_sgemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, o.a.data(), o.lda, o.b.data(), o.ldb, 0.0f, o.c.data(),
-                 o.ldc, workspace.data());
-    else
-      kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o.a.data(), 0, o.b.data(), 0, o.c.data(), nullptr, 0,
-                    workspace.data(), s.threads);
+    kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o.a.data(), 0, o.b.data(), 0, o.c.data(), nullptr, 0,
+                  workspace.data(), s.threads);
     benchmark::ClobberMemory();
   }
   set_flop_counter(state, s);

@@ -80,6 +80,54 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
   }
 }
 
+// A few rows (batch-1 inference, the last layers' tiny products): packing B would cost more
+// than the product, so stream B once per row. Non-transposed B: 64 columns of C in
+// registers, one row of B at a time; transposed B: a dot product per element with eight
+// partial sums. Both vectorise without reassociating the caller's sums across k.
+constexpr Index kSmallRows = 4;
+
+void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c) {
+  const Index lda = p.trans_a ? p.m : p.k;
+  for (Index i = 0; i < p.m; ++i) {
+    const auto a_at = [&](Index kk) { return p.trans_a ? a[kk * lda + i] : a[i * lda + kk]; };
+    float* row = c + i * p.n;
+    if (!p.trans_b) {
+      Index j0 = 0;
+      for (; j0 + 64 <= p.n; j0 += 64) {  // a constant width: the accumulators stay in registers
+        float acc[64] = {};
+        for (Index kk = 0; kk < p.k; ++kk) {
+          const float av = a_at(kk);
+          const float* brow = b + kk * p.n + j0;
+          for (Index j = 0; j < 64; ++j) acc[j] += av * brow[j];
+        }
+        for (Index j = 0; j < 64; ++j) row[j0 + j] = acc[j];
+      }
+      for (; j0 < p.n; j0 += 16) {
+        const Index w = min_index(16, p.n - j0);
+        float acc[16] = {};
+        for (Index kk = 0; kk < p.k; ++kk) {
+          const float av = a_at(kk);
+          const float* brow = b + kk * p.n + j0;
+          for (Index j = 0; j < w; ++j) acc[j] += av * brow[j];
+        }
+        for (Index j = 0; j < w; ++j) row[j0 + j] = acc[j];
+      }
+    } else {
+      for (Index j = 0; j < p.n; ++j) {
+        const float* bcol = b + j * p.k;
+        float part[8] = {};
+        Index kk = 0;
+        for (; kk + 8 <= p.k; kk += 8)
+          for (Index l = 0; l < 8; ++l) part[l] += a_at(kk + l) * bcol[kk + l];
+        float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+        for (; kk < p.k; ++kk) sum += a_at(kk) * bcol[kk];
+        row[j] = sum;
+      }
+    }
+  }
+  epilogue(c, p.n, p.m, p.n, p.bias, p.act);
+}
+
 void run_task(void* ctx, Index task) {
   const MatmulPlan& p = *static_cast<const MatmulPlan*>(ctx);
   void* workspace = p.workspace + static_cast<std::size_t>(task) * p.workspace_stride;
@@ -116,6 +164,10 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
   p.workspace = align_scratch(scratch);
   p.workspace_stride = aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
 
+  if (m <= kSmallRows) {
+    for (Index item = 0; item < batch; ++item) small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n);
+    return;
+  }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);
   const Index tiles_m = ceil_div(m, kMr), tiles_n = ceil_div(n, kNr);
   p.split_cols = tiles_n >= tiles_m;
