@@ -102,15 +102,19 @@ void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c) {
         }
         for (Index j = 0; j < 64; ++j) row[j0 + j] = acc[j];
       }
-      for (; j0 < p.n; j0 += 16) {
-        const Index w = min_index(16, p.n - j0);
+      for (; j0 + 16 <= p.n; j0 += 16) {
         float acc[16] = {};
         for (Index kk = 0; kk < p.k; ++kk) {
           const float av = a_at(kk);
           const float* brow = b + kk * p.n + j0;
-          for (Index j = 0; j < w; ++j) acc[j] += av * brow[j];
+          for (Index j = 0; j < 16; ++j) acc[j] += av * brow[j];
         }
-        for (Index j = 0; j < w; ++j) row[j0 + j] = acc[j];
+        for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
+      }
+      for (; j0 < p.n; ++j0) {  // the last few columns, one at a time
+        float sum = 0;
+        for (Index kk = 0; kk < p.k; ++kk) sum += a_at(kk) * b[kk * p.n + j0];
+        row[j0] = sum;
       }
     } else {
       for (Index j = 0; j < p.n; ++j) {
