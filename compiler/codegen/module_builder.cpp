@@ -11,6 +11,7 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/FileSystem.h>
 #include <llvm/Support/Host.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
@@ -324,6 +325,12 @@ struct ModuleBuilder::Impl {
     s.entry = entry;
     s.plan = plan_fusion(s.p);
     ir::Program& p = s.p;
+    // KILN_DUMP_PROGRAM=FILE: every Program compiled, after fusion re-planned its arena.
+    if (const char* path = std::getenv("KILN_DUMP_PROGRAM"); path != nullptr && *path != '\0') {
+      std::error_code ec;
+      llvm::raw_fd_ostream out(path, ec, llvm::sys::fs::OF_Append);
+      if (!ec) out << "# entry " << entry << "\n" << ir::print_program(p) << "\n";
+    }
 
     CodegenReport report;
     report.entry = entry;
