@@ -66,6 +66,7 @@ struct CodegenReport {
   int epilogues = 0;              // adds and relus folded into a matmul's epilogue
   int loops = 0;                  // generated elementwise loops
   int kernel_calls = 0;
+  std::string kernels;  // the kernel bitcode linked in: "avx2" or "portable"
   std::vector<Slot> slots;
 };
 

@@ -194,6 +194,7 @@ struct ModuleBuilder::Impl {
   std::unique_ptr<llvm::Module> module;
   std::vector<std::string> entries;
   int loop_counter = 0;
+  std::string flavour;
 
   llvm::Type* ptr_t() { return llvm::PointerType::getUnqual(ctx); }
   llvm::Type* i64_t() { return llvm::Type::getInt64Ty(ctx); }
@@ -222,6 +223,7 @@ struct ModuleBuilder::Impl {
   Impl(llvm::LLVMContext& c, const CodegenOptions& o, llvm::TargetMachine& t) : ctx(c), options(o), tm(t) {
     const bool avx2 = has_feature(tm.getTargetFeatureString().str(), "avx2") &&
                       has_feature(tm.getTargetFeatureString().str(), "fma");
+    flavour = avx2 ? "avx2" : "portable";
     const char* begin = avx2 ? kiln_kernel_bitcode_avx2 : kiln_kernel_bitcode_portable;
     const char* end = avx2 ? kiln_kernel_bitcode_avx2_end : kiln_kernel_bitcode_portable_end;
     llvm::MemoryBufferRef ref(llvm::StringRef(begin, static_cast<std::size_t>(end - begin)), "kiln_kernels");
@@ -334,6 +336,7 @@ struct ModuleBuilder::Impl {
 
     CodegenReport report;
     report.entry = entry;
+    report.kernels = flavour;
     report.instructions = static_cast<int>(p.instructions.size());
     report.fused = s.plan.fused;
 

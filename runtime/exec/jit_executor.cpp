@@ -76,6 +76,9 @@ class JitExecutor final : public Executor {
       : graph_(graph), batch_(batch), step_(lower_to_program(graph, batch, ProgramKind::kStep)) {
     codegen::CodegenOptions options;
     options.threads = thread_count();
+    // KILN_CPU=NAME compiles for that CPU (LLVM's names: x86-64, znver3, ...) instead of
+    // this host; a CPU without AVX2 and FMA gets the portable kernels.
+    if (const char* cpu = std::getenv("KILN_CPU"); cpu != nullptr && *cpu != '\0') options.cpu = cpu;
     options.profile = profiling_requested();
     program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for),
                                     reinterpret_cast<void*>(&profile_mark));

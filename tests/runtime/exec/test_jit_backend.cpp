@@ -21,6 +21,7 @@
 // message naming the op.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -38,6 +39,7 @@
 #include "compiler/codegen/codegen.h"
 #include "compiler/ir/program.h"
 #include "compiler/sema/sema.h"
+#include "kernels/cpu/kernels.h"
 #include "runtime/exec/executor.h"
 #include "runtime/train/trainer.h"
 #include "tests/support/files.h"
@@ -974,6 +976,43 @@ TEST_CASE("every example model's training step agrees on the JIT and the referen
     }
   }
   CHECK(models == 6);
+}
+
+TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", "[jit]") {
+  // KILN_CPU=x86-64 makes the JIT compile for the baseline x86-64, which lacks AVX2 and FMA,
+  // so the portable kernel bitcode is linked in instead of the AVX2 one.
+  struct CpuOverride {
+    CpuOverride() { ::setenv("KILN_CPU", "x86-64", 1); }
+    ~CpuOverride() { ::unsetenv("KILN_CPU"); }
+  } override_cpu;
+  for (const char* name : {"fashion_mlp.kiln", "fashion_cnn.kiln"}) {
+    INFO(name);
+    auto c = sema::compile_file(testing::source_dir() / "models" / name, stdlib());
+    REQUIRE(!c->diags.has_errors());
+    autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
+    REQUIRE(step.ok());
+    // Gradients are compared rather than Adam's first update, which divides a gradient by
+    // its own magnitude and so turns a last-bit difference in a near-zero gradient into a
+    // different step.
+    for (const auto& [param, grad] : step.gradients) step.graph.add_output("grad." + param, grad);
+    const std::int64_t batch = 3;
+    codegen::CodegenOptions options;
+    options.cpu = "x86-64";
+    const auto program = codegen::jit_compile(ir::lower_to_program(step.graph, batch), options,
+                                              reinterpret_cast<void*>(&kiln_parallel_for));
+    CHECK(program->report().kernels == "portable");
+    std::mt19937 rng(11);
+    const auto feeds = model_feeds(step.graph, batch, rng);
+    auto ref = runtime::make_reference_executor(step.graph, batch);
+    auto jit = runtime::make_jit_executor(step.graph, batch);
+    ref->initialize(4);
+    jit->initialize(4);
+    const StepOptions options_step = step_options(2, 0, true);
+    const auto want = ref->run(feeds, options_step);
+    const auto got = jit->run(feeds, options_step);
+    REQUIRE(got.size() == want.size());
+    for (const auto& [out, expected] : want) compare("output " + out, got.at(out), expected, tolerant(784));
+  }
 }
 
 TEST_CASE("credit risk trains to the same holdout metrics on the JIT and the reference", "[jit]") {
