@@ -86,8 +86,8 @@ class JitProgram {
 // Compiles `program` with the ORC JIT. `parallel_for` is the host's kiln_parallel_for
 // (ignored with options.serial_parallel_for). Throws std::runtime_error with the reason
 // when the program holds something the backend cannot compile or LLVM fails.
-std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options,
-                                        void* parallel_for, void* profile_mark = nullptr);
+std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options, void* parallel_for,
+                                        void* profile_mark = nullptr);
 
 // One entry point of an object file.
 struct ObjectEntry {

@@ -8,10 +8,10 @@ namespace kiln::codegen::detail {
 OpClass op_class(std::string_view op) {
   static const std::set<std::string_view> kSources = {"input", "parameter", "state"};
   static const std::set<std::string_view> kElementwise = {
-      "constant", "full",    "neg",     "abs",     "exp",  "log",       "sqrt",          "tanh",
-      "sigmoid",  "relu",    "cast",    "add",     "sub",  "mul",       "div",           "pow",
-      "maximum",  "minimum", "less",    "less_equal", "greater", "greater_equal", "equal", "not_equal",
-      "select",   "broadcast_to", "if_training"};
+      "constant",      "full",    "neg",       "abs",     "exp",          "log",        "sqrt",
+      "tanh",          "sigmoid", "relu",      "cast",    "add",          "sub",        "mul",
+      "div",           "pow",     "maximum",   "minimum", "less",         "less_equal", "greater",
+      "greater_equal", "equal",   "not_equal", "select",  "broadcast_to", "if_training"};
   if (kSources.contains(op)) return OpClass::kSource;
   if (kElementwise.contains(op)) return OpClass::kElementwise;
   return OpClass::kKernel;
@@ -64,15 +64,15 @@ FusionPlan plan_fusion(ir::Program& p) {
     const ir::BufferId bias = add.operands[0] == mm.result ? add.operands[1] : add.operands[0];
     const ir::Buffer& bb = p.buffers[bias];
     const std::int64_t cols = c.dims[1];
-    const bool row_bias = (bb.dims.size() == 1 && bb.dims[0] == cols) ||
-                          (bb.dims.size() == 2 && bb.dims[0] == 1 && bb.dims[1] == cols);
+    const bool row_bias =
+        (bb.dims.size() == 1 && bb.dims[0] == cols) || (bb.dims.size() == 2 && bb.dims[0] == 1 && bb.dims[1] == cols);
     if (!row_bias || bb.dtype != ir::DType::kF32 || p.buffers[add.result].dims != c.dims) continue;
     if (plan.producer[bias] < 0 || static_cast<std::size_t>(plan.producer[bias]) >= m) continue;
     Epilogue e{bias, 0, add.result};
     plan.absorbed[*j] = true;
     dead.push_back(mm.result);
-    if (const auto k = private_to(add.result); k && op_name(p.instructions[*k]) == "relu" &&
-                                               p.buffers[p.instructions[*k].result].dims == c.dims) {
+    if (const auto k = private_to(add.result);
+        k && op_name(p.instructions[*k]) == "relu" && p.buffers[p.instructions[*k].result].dims == c.dims) {
       plan.absorbed[*k] = true;
       dead.push_back(add.result);
       e.act = 1;

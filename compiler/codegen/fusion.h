@@ -32,9 +32,9 @@ struct Epilogue {
 };
 
 struct FusionPlan {
-  std::vector<bool> inlined;           // per instruction: computed inside its reader's loop
-  std::vector<bool> absorbed;          // per instruction: part of a matmul epilogue
-  std::vector<std::int32_t> producer;  // per buffer: the instruction that writes it
+  std::vector<bool> inlined;                  // per instruction: computed inside its reader's loop
+  std::vector<bool> absorbed;                 // per instruction: part of a matmul epilogue
+  std::vector<std::int32_t> producer;         // per buffer: the instruction that writes it
   std::map<std::size_t, Epilogue> epilogues;  // matmul instruction -> its epilogue
   // New values of parameters and states that live in their assign's slot rather than the
   // arena: whatever makes the value writes it there, every reader reads it there, and the

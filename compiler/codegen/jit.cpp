@@ -38,8 +38,8 @@ class LlvmJitProgram final : public JitProgram {
 
 }  // namespace
 
-std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options,
-                                        void* parallel_for, void* profile_mark) {
+std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options, void* parallel_for,
+                                        void* profile_mark) {
   const auto start = std::chrono::steady_clock::now();
   auto tm = detail::make_target_machine(options);
   auto context = std::make_unique<llvm::LLVMContext>();
@@ -59,7 +59,8 @@ std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const Codege
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create();
   if (!jit) throw std::runtime_error("cannot start the LLVM JIT: " + message(jit.takeError()));
   llvm::orc::JITDylib& dylib = (*jit)->getMainJITDylib();
-  auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
+  auto process =
+      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!process) throw std::runtime_error("cannot search the process for symbols: " + message(process.takeError()));
   dylib.addGenerator(std::move(*process));
   if (!options.serial_parallel_for) {

@@ -97,8 +97,10 @@ double convert_constant(double v, DType to) {
                         double(std::numeric_limits<std::int32_t>::max()));
     case DType::kI64:
       if (std::isnan(v)) return 0;
-      if (v <= double(std::numeric_limits<std::int64_t>::lowest())) return double(std::numeric_limits<std::int64_t>::lowest());
-      if (v >= double(std::numeric_limits<std::int64_t>::max())) return double(std::numeric_limits<std::int64_t>::max());
+      if (v <= double(std::numeric_limits<std::int64_t>::lowest()))
+        return double(std::numeric_limits<std::int64_t>::lowest());
+      if (v >= double(std::numeric_limits<std::int64_t>::max()))
+        return double(std::numeric_limits<std::int64_t>::max());
       return v;
     default: return v;
   }
@@ -123,16 +125,33 @@ std::optional<std::string> check_instruction(const ir::Program& p, const ir::Ins
   if (cls == OpClass::kElementwise) {
     static const std::set<std::string_view> kFloatOnly = {"exp", "log", "sqrt", "tanh", "sigmoid", "pow"};
     if (kFloatOnly.contains(op) && !is_f(out)) return no(out);
-    static const std::set<std::string_view> kNumeric = {"neg", "abs", "relu", "add", "sub", "mul", "div", "maximum",
-                                                        "minimum"};
+    static const std::set<std::string_view> kNumeric = {"neg", "abs", "relu",    "add",    "sub",
+                                                        "mul", "div", "maximum", "minimum"};
     if (kNumeric.contains(op) && out == DType::kBool) return no(out);
     return std::nullopt;
   }
-  static const std::set<std::string_view> kF32Out = {
-      "matmul", "reduce_sum", "reduce_mean", "reduce_max", "conv2d", "conv2d_grad_input", "conv2d_grad_filter",
-      "max_pool2d", "avg_pool2d", "max_pool2d_grad", "avg_pool2d_grad", "softmax", "log_softmax",
-      "softmax_cross_entropy", "sigmoid_cross_entropy", "random_uniform", "random_normal", "random_uniform_like",
-      "sgd_update", "adam_update", "scatter_add", "one_hot"};
+  static const std::set<std::string_view> kF32Out = {"matmul",
+                                                     "reduce_sum",
+                                                     "reduce_mean",
+                                                     "reduce_max",
+                                                     "conv2d",
+                                                     "conv2d_grad_input",
+                                                     "conv2d_grad_filter",
+                                                     "max_pool2d",
+                                                     "avg_pool2d",
+                                                     "max_pool2d_grad",
+                                                     "avg_pool2d_grad",
+                                                     "softmax",
+                                                     "log_softmax",
+                                                     "softmax_cross_entropy",
+                                                     "sigmoid_cross_entropy",
+                                                     "random_uniform",
+                                                     "random_normal",
+                                                     "random_uniform_like",
+                                                     "sgd_update",
+                                                     "adam_update",
+                                                     "scatter_add",
+                                                     "one_hot"};
   if (kF32Out.contains(op) && out != DType::kF32) return no(out);
   if (op == "argmax" && in(0) != DType::kF32) return no(in(0));
   if ((op == "gather") && in(1) != DType::kI32 && in(1) != DType::kI64) return no(in(1));
@@ -158,12 +177,35 @@ std::optional<std::string> check_instruction(const ir::Program& p, const ir::Ins
       return fmt::format("{}: the LLVM backend's matmul needs each operand's batch dims to match the output's or be 1",
                          inst.label);
   }
-  static const std::set<std::string_view> kKernels = {
-      "matmul", "reduce_sum", "reduce_mean", "reduce_max", "reshape", "transpose", "slice", "concat", "gather",
-      "scatter_add", "one_hot", "argmax", "conv2d", "conv2d_grad_input", "conv2d_grad_filter", "max_pool2d",
-      "avg_pool2d", "max_pool2d_grad", "avg_pool2d_grad", "softmax", "log_softmax", "softmax_cross_entropy",
-      "sigmoid_cross_entropy", "random_uniform", "random_normal", "random_uniform_like", "sgd_update",
-      "adam_update", "assign_state"};
+  static const std::set<std::string_view> kKernels = {"matmul",
+                                                      "reduce_sum",
+                                                      "reduce_mean",
+                                                      "reduce_max",
+                                                      "reshape",
+                                                      "transpose",
+                                                      "slice",
+                                                      "concat",
+                                                      "gather",
+                                                      "scatter_add",
+                                                      "one_hot",
+                                                      "argmax",
+                                                      "conv2d",
+                                                      "conv2d_grad_input",
+                                                      "conv2d_grad_filter",
+                                                      "max_pool2d",
+                                                      "avg_pool2d",
+                                                      "max_pool2d_grad",
+                                                      "avg_pool2d_grad",
+                                                      "softmax",
+                                                      "log_softmax",
+                                                      "softmax_cross_entropy",
+                                                      "sigmoid_cross_entropy",
+                                                      "random_uniform",
+                                                      "random_normal",
+                                                      "random_uniform_like",
+                                                      "sgd_update",
+                                                      "adam_update",
+                                                      "assign_state"};
   if (!kKernels.contains(op))
     return fmt::format("{}: the LLVM backend has no code for op '{}' (run it with --backend reference)", inst.label,
                        op);
@@ -181,8 +223,8 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const CodegenOptions& o
   const std::string cpu = options.cpu.empty() ? llvm::sys::getHostCPUName().str() : options.cpu;
   const std::string features = options.features.empty() && options.cpu.empty() ? host_features() : options.features;
   llvm::TargetOptions to;
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, cpu, features, to, llvm::Reloc::PIC_, std::nullopt, llvm::CodeGenOpt::Aggressive));
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(triple, cpu, features, to, llvm::Reloc::PIC_,
+                                                                      std::nullopt, llvm::CodeGenOpt::Aggressive));
   if (!tm) throw std::runtime_error("LLVM could not create a target machine for " + triple + " / " + cpu);
   return tm;
 }
@@ -221,8 +263,8 @@ struct ModuleBuilder::Impl {
   llvm::FunctionType* entry_type() { return llvm::FunctionType::get(void_t(), {ptr_t(), ptr_t(), ptr_t()}, false); }
 
   Impl(llvm::LLVMContext& c, const CodegenOptions& o, llvm::TargetMachine& t) : ctx(c), options(o), tm(t) {
-    const bool avx2 = has_feature(tm.getTargetFeatureString().str(), "avx2") &&
-                      has_feature(tm.getTargetFeatureString().str(), "fma");
+    const bool avx2 =
+        has_feature(tm.getTargetFeatureString().str(), "avx2") && has_feature(tm.getTargetFeatureString().str(), "fma");
     flavour = avx2 ? "avx2" : "portable";
     const char* begin = avx2 ? kiln_kernel_bitcode_avx2 : kiln_kernel_bitcode_portable;
     const char* end = avx2 ? kiln_kernel_bitcode_avx2_end : kiln_kernel_bitcode_portable_end;
@@ -250,7 +292,8 @@ struct ModuleBuilder::Impl {
   }
 
   // for (i = lo; i < hi; ++i) body(i), leaving the builder after the loop.
-  void emit_loop(llvm::IRBuilder<>& b, llvm::Value* lo, llvm::Value* hi, const std::function<void(llvm::Value*)>& body) {
+  void emit_loop(llvm::IRBuilder<>& b, llvm::Value* lo, llvm::Value* hi,
+                 const std::function<void(llvm::Value*)>& body) {
     llvm::Function* f = b.GetInsertBlock()->getParent();
     llvm::BasicBlock* pre = b.GetInsertBlock();
     llvm::BasicBlock* loop = llvm::BasicBlock::Create(ctx, "loop", f);
@@ -295,7 +338,7 @@ struct ModuleBuilder::Impl {
   struct ProgramState {
     ir::Program p;
     FusionPlan plan;
-    std::vector<int> slot_of;  // per buffer: its slot, or -1 (in the arena)
+    std::vector<int> slot_of;      // per buffer: its slot, or -1 (in the arena)
     std::vector<int> assign_slot;  // per instruction: the assign target's slot, or -1
     std::size_t scratch_offset = 0;
     std::string entry;
@@ -529,7 +572,8 @@ struct ModuleBuilder::Impl {
         std::map<std::size_t, llvm::Value*> memo;
         const auto leaf_value = [&](BufferId buffer) -> llvm::Value* {
           if (auto it = loaded.find(buffer); it != loaded.end()) return it->second;
-          const std::size_t l = static_cast<std::size_t>(std::find(leaves.begin(), leaves.end(), buffer) - leaves.begin());
+          const std::size_t l =
+              static_cast<std::size_t>(std::find(leaves.begin(), leaves.end(), buffer) - leaves.begin());
           const DType dt = p.buffers[buffer].dtype;
           llvm::Value* at = b.CreateInBoundsGEP(elem_t(dt), bases[l], offset(strides[l]));
           llvm::Value* v = b.CreateAlignedLoad(elem_t(dt), at, llvm::Align(ir::dtype_size(dt)));
@@ -643,16 +687,20 @@ struct ModuleBuilder::Impl {
     if (!is_f(from)) return b.CreateSIToFP(v, tt);
     // float -> integer: NaN -> 0, saturating.
     const bool i32 = to == DType::kI32;
-    const double lo = i32 ? double(std::numeric_limits<std::int32_t>::lowest())
-                          : double(std::numeric_limits<std::int64_t>::lowest());
-    const double hi = i32 ? double(std::numeric_limits<std::int32_t>::max())
-                          : double(std::numeric_limits<std::int64_t>::max());
+    const double lo =
+        i32 ? double(std::numeric_limits<std::int32_t>::lowest()) : double(std::numeric_limits<std::int64_t>::lowest());
+    const double hi =
+        i32 ? double(std::numeric_limits<std::int32_t>::max()) : double(std::numeric_limits<std::int64_t>::max());
     llvm::Type* ft = v->getType();
     llvm::Value* conv = b.CreateFPToSI(v, tt);
-    llvm::Value* lo_i = llvm::ConstantInt::get(
-        tt, i32 ? std::uint64_t(std::numeric_limits<std::int32_t>::lowest()) : std::uint64_t(std::numeric_limits<std::int64_t>::lowest()), true);
-    llvm::Value* hi_i = llvm::ConstantInt::get(
-        tt, i32 ? std::uint64_t(std::numeric_limits<std::int32_t>::max()) : std::uint64_t(std::numeric_limits<std::int64_t>::max()), true);
+    llvm::Value* lo_i = llvm::ConstantInt::get(tt,
+                                               i32 ? std::uint64_t(std::numeric_limits<std::int32_t>::lowest())
+                                                   : std::uint64_t(std::numeric_limits<std::int64_t>::lowest()),
+                                               true);
+    llvm::Value* hi_i = llvm::ConstantInt::get(tt,
+                                               i32 ? std::uint64_t(std::numeric_limits<std::int32_t>::max())
+                                                   : std::uint64_t(std::numeric_limits<std::int64_t>::max()),
+                                               true);
     llvm::Value* r = b.CreateSelect(b.CreateFCmpOGE(v, llvm::ConstantFP::get(ft, hi)), hi_i, conv);
     r = b.CreateSelect(b.CreateFCmpOLE(v, llvm::ConstantFP::get(ft, lo)), lo_i, r);
     return b.CreateSelect(b.CreateFCmpUNO(v, v), llvm::ConstantInt::get(tt, 0), r);
@@ -688,7 +736,8 @@ struct ModuleBuilder::Impl {
     if (op == "sqrt") return unary_intrinsic(b, llvm::Intrinsic::sqrt, a[0]);
     if (op == "tanh") return libm(b, "tanhf", "tanh", a[0]);
     if (op == "sigmoid") {
-      llvm::Value* e = unary_intrinsic(b, llvm::Intrinsic::exp, b.CreateFNeg(unary_intrinsic(b, llvm::Intrinsic::fabs, a[0])));
+      llvm::Value* e =
+          unary_intrinsic(b, llvm::Intrinsic::exp, b.CreateFNeg(unary_intrinsic(b, llvm::Intrinsic::fabs, a[0])));
       llvm::Value* one = fconst(in0, 1);
       llvm::Value* denom = b.CreateFAdd(one, e);
       return b.CreateSelect(b.CreateFCmpOGE(a[0], fconst(in0, 0)), b.CreateFDiv(one, denom), b.CreateFDiv(e, denom));
@@ -701,9 +750,11 @@ struct ModuleBuilder::Impl {
       llvm::Type* t = a[0]->getType();
       llvm::Value* zero = llvm::ConstantInt::get(t, 0);
       llvm::Value* minus1 = llvm::ConstantInt::get(t, static_cast<std::uint64_t>(-1), true);
-      llvm::Value* lowest = llvm::ConstantInt::get(
-          t, in0 == DType::kI32 ? std::uint64_t(std::numeric_limits<std::int32_t>::lowest())
-                                : std::uint64_t(std::numeric_limits<std::int64_t>::lowest()), true);
+      llvm::Value* lowest =
+          llvm::ConstantInt::get(t,
+                                 in0 == DType::kI32 ? std::uint64_t(std::numeric_limits<std::int32_t>::lowest())
+                                                    : std::uint64_t(std::numeric_limits<std::int64_t>::lowest()),
+                                 true);
       llvm::Value* bz = b.CreateICmpEQ(a[1], zero);
       llvm::Value* ovf = b.CreateAnd(b.CreateICmpEQ(a[1], minus1), b.CreateICmpEQ(a[0], lowest));
       // Divide by a safe divisor, then pick the special results.
@@ -723,7 +774,8 @@ struct ModuleBuilder::Impl {
     // Comparisons -> bool.
     const bool sgn = in0 != DType::kBool;
     llvm::Value* c = nullptr;
-    if (op == "less") c = fl ? b.CreateFCmpOLT(a[0], a[1]) : sgn ? b.CreateICmpSLT(a[0], a[1]) : b.CreateICmpULT(a[0], a[1]);
+    if (op == "less")
+      c = fl ? b.CreateFCmpOLT(a[0], a[1]) : sgn ? b.CreateICmpSLT(a[0], a[1]) : b.CreateICmpULT(a[0], a[1]);
     if (op == "less_equal")
       c = fl ? b.CreateFCmpOLE(a[0], a[1]) : sgn ? b.CreateICmpSLE(a[0], a[1]) : b.CreateICmpULE(a[0], a[1]);
     if (op == "greater")
@@ -776,8 +828,8 @@ struct ModuleBuilder::Impl {
     // conv2d: (x, w) -> y; grad_input: (dy, w) -> dx; grad_filter: (x, dy) -> dw.
     const auto& x = op == "conv2d_grad_input" ? p.buffers[inst.result].dims : p.buffers[inst.operands[0]].dims;
     const auto& w = op == "conv2d_grad_filter" ? p.buffers[inst.result].dims : p.buffers[inst.operands[1]].dims;
-    const auto g = kernels::ref::conv2d_geometry(x[0], x[1], x[2], x[3], w[0], w[1], w[3], inst.attrs.get_int("stride", 1),
-                                                 inst.attrs.get_int("dilation", 1),
+    const auto g = kernels::ref::conv2d_geometry(x[0], x[1], x[2], x[3], w[0], w[1], w[3],
+                                                 inst.attrs.get_int("stride", 1), inst.attrs.get_int("dilation", 1),
                                                  inst.attrs.get_string("padding", "valid") == "same");
     return {g.n, g.h, g.w, g.c, g.kh, g.kw, g.f, g.oh, g.ow, g.stride, g.dilation, g.pad_top, g.pad_left};
   }
@@ -836,9 +888,9 @@ struct ModuleBuilder::Impl {
         c = address(b, f, s, it->second.target);
         act = it->second.act;
       }
-      return call("kiln_k_matmul", {i64c(m.batch), i64c(m.m), i64c(m.n), i64c(m.k), i1c(m.ta), i1c(m.tb), in(0),
-                                    i64c(m.a_stride), in(1), i64c(m.b_stride), c, bias, i32c(act), scratch(b, f, s),
-                                    i32c(threads)});
+      return call("kiln_k_matmul",
+                  {i64c(m.batch), i64c(m.m), i64c(m.n), i64c(m.k), i1c(m.ta), i1c(m.tb), in(0), i64c(m.a_stride), in(1),
+                   i64c(m.b_stride), c, bias, i32c(act), scratch(b, f, s), i32c(threads)});
     }
     if (op == "reduce_sum" || op == "reduce_mean" || op == "reduce_max") {
       const auto& dims = in_buf(0).dims;
@@ -854,13 +906,14 @@ struct ModuleBuilder::Impl {
       const auto& dims = in_buf(0).dims;
       std::vector<std::int64_t> perm;
       if (inst.attrs.find("perm") != nullptr) {
-        for (const std::int64_t v : inst.attrs.get_ints("perm")) perm.push_back(static_cast<std::int64_t>(axis_of(v, dims.size())));
+        for (const std::int64_t v : inst.attrs.get_ints("perm"))
+          perm.push_back(static_cast<std::int64_t>(axis_of(v, dims.size())));
       } else {
         for (std::size_t a = dims.size(); a-- > 0;) perm.push_back(static_cast<std::int64_t>(a));
       }
-      return call("kiln_k_transpose", {i64c(static_cast<std::int64_t>(ir::dtype_size(out_buf.dtype))), in(0),
-                                       i32c(static_cast<std::int64_t>(dims.size())), i64_array(dims), i64_array(perm),
-                                       out()});
+      return call("kiln_k_transpose",
+                  {i64c(static_cast<std::int64_t>(ir::dtype_size(out_buf.dtype))), in(0),
+                   i32c(static_cast<std::int64_t>(dims.size())), i64_array(dims), i64_array(perm), out()});
     }
     if (op == "slice") {
       const auto& dims = in_buf(0).dims;
@@ -880,9 +933,10 @@ struct ModuleBuilder::Impl {
       llvm::Value* dst_base = out();
       for (std::size_t k = 0; k < inst.operands.size(); ++k) {
         const std::int64_t len = in_buf(k).dims[axis];
-        llvm::Value* dst = b.CreateConstInBoundsGEP1_64(i8_t(), dst_base, static_cast<std::uint64_t>(at * sp[2] * elem));
-        call("kiln_k_copy2d", {i64c(elem), in(k), i64c(len * sp[2]), dst, i64c(sp[1] * sp[2]), i64c(sp[0]),
-                               i64c(len * sp[2])});
+        llvm::Value* dst =
+            b.CreateConstInBoundsGEP1_64(i8_t(), dst_base, static_cast<std::uint64_t>(at * sp[2] * elem));
+        call("kiln_k_copy2d",
+             {i64c(elem), in(k), i64c(len * sp[2]), dst, i64c(sp[1] * sp[2]), i64c(sp[0]), i64c(len * sp[2])});
         at += len;
       }
       return;
@@ -894,9 +948,9 @@ struct ModuleBuilder::Impl {
                   {in(0), i64c(t.dims[0]), i64c(row_bytes), in(1), i64c(elements(in_buf(1))), out()});
     }
     if (op == "scatter_add") {
-      return call(in_buf(0).dtype == DType::kI32 ? "kiln_k_scatter_add_i32" : "kiln_k_scatter_add_i64",
-                  {in(0), i64c(elements(in_buf(0))), in(1), i64c(product(out_buf.dims, 1)), i64c(out_buf.dims[0]),
-                   out()});
+      return call(
+          in_buf(0).dtype == DType::kI32 ? "kiln_k_scatter_add_i32" : "kiln_k_scatter_add_i64",
+          {in(0), i64c(elements(in_buf(0))), in(1), i64c(product(out_buf.dims, 1)), i64c(out_buf.dims[0]), out()});
     }
     if (op == "one_hot") {
       return call(in_buf(0).dtype == DType::kI32 ? "kiln_k_one_hot_i32" : "kiln_k_one_hot_i64",
@@ -915,7 +969,8 @@ struct ModuleBuilder::Impl {
       return call(in_buf(1).dtype == DType::kI32 ? "kiln_k_softmax_xent_i32" : "kiln_k_softmax_xent_i64",
                   {in(0), in(1), i64c(elements(out_buf)), i64c(in_buf(0).dims.back()), out()});
     }
-    if (op == "sigmoid_cross_entropy") return call("kiln_k_sigmoid_xent", {in(0), in(1), out(), i64c(elements(out_buf))});
+    if (op == "sigmoid_cross_entropy")
+      return call("kiln_k_sigmoid_xent", {in(0), in(1), out(), i64c(elements(out_buf))});
     if (op == "random_uniform" || op == "random_uniform_like" || op == "random_normal") {
       const bool normal = op == "random_normal";
       const double a = normal ? inst.attrs.get_float("mean", 0) : inst.attrs.get_float("low", 0);
@@ -926,9 +981,10 @@ struct ModuleBuilder::Impl {
     }
     if (op == "conv2d" || op == "conv2d_grad_input" || op == "conv2d_grad_filter") {
       const kiln_conv_geometry g = conv_geometry(p, inst);
-      llvm::Value* geo = i64_array({g.n, g.h, g.w, g.c, g.kh, g.kw, g.f, g.oh, g.ow, g.stride, g.dilation, g.pad_top,
-                                    g.pad_left});
-      return call(std::string("kiln_k_") + std::string(op), {geo, in(0), in(1), out(), scratch(b, f, s), i32c(threads)});
+      llvm::Value* geo =
+          i64_array({g.n, g.h, g.w, g.c, g.kh, g.kw, g.f, g.oh, g.ow, g.stride, g.dilation, g.pad_top, g.pad_left});
+      return call(std::string("kiln_k_") + std::string(op),
+                  {geo, in(0), in(1), out(), scratch(b, f, s), i32c(threads)});
     }
     if (op == "max_pool2d" || op == "avg_pool2d" || op == "max_pool2d_grad" || op == "avg_pool2d_grad") {
       const kiln_pool_geometry g = pool_geometry(p, inst);
@@ -940,9 +996,9 @@ struct ModuleBuilder::Impl {
     }
     if (op == "sgd_update") {
       const auto& a = inst.attrs;
-      return call("kiln_k_sgd_update", {f64c(a.get_float("lr", 0)), f64c(a.get_float("momentum", 0)),
-                                        i1c(a.get_bool("nesterov", false)), f64c(a.get_float("weight_decay", 0)), in(0),
-                                        in(1), in(2), out(), i64c(elements(out_buf))});
+      return call("kiln_k_sgd_update",
+                  {f64c(a.get_float("lr", 0)), f64c(a.get_float("momentum", 0)), i1c(a.get_bool("nesterov", false)),
+                   f64c(a.get_float("weight_decay", 0)), in(0), in(1), in(2), out(), i64c(elements(out_buf))});
     }
     if (op == "adam_update") {
       const auto& a = inst.attrs;
@@ -950,8 +1006,7 @@ struct ModuleBuilder::Impl {
       return call("kiln_k_adam_update",
                   {f64c(a.get_float("lr", 1e-3)), f64c(a.get_float("beta1", 0.9)), f64c(a.get_float("beta2", 0.999)),
                    f64c(a.get_float("eps", 1e-8)), f64c(a.get_float("weight_decay", 0)),
-                   i1c(a.get_bool("decoupled", false)), t, in(0), in(1), in(2), in(3), out(),
-                   i64c(elements(out_buf))});
+                   i1c(a.get_bool("decoupled", false)), t, in(0), in(1), in(2), in(3), out(), i64c(elements(out_buf))});
     }
     throw std::runtime_error(fmt::format("{}: the LLVM backend has no code for op '{}'", inst.label, op));
   }

@@ -11,8 +11,6 @@
 #include <map>
 #include <stdexcept>
 
-
-
 namespace kiln::ir {
 namespace {
 

@@ -27,7 +27,7 @@ enum class BufferRole : std::uint8_t {
 
 struct Buffer {
   ValueId value = 0;  // the graph node whose result it holds
-  std::string name;       // the node's name, or "%<value>" when it has none
+  std::string name;   // the node's name, or "%<value>" when it has none
   DType dtype = DType::kF32;
   std::vector<std::int64_t> dims;  // concrete: the batch dimension filled in
   std::size_t bytes = 0;
@@ -43,8 +43,8 @@ struct Instruction {
   OpId op = 0;
   std::vector<BufferId> operands;  // read
   BufferId result = 0;             // written
-  Attrs attrs;                 // the node's attributes, as the graph has them
-  ValueId node = 0;            // for messages: which graph node this runs
+  Attrs attrs;                     // the node's attributes, as the graph has them
+  ValueId node = 0;                // for messages: which graph node this runs
   // input / parameter / state: the name it is fed or stored under; assign_state: the
   // name of the parameter or state it writes.
   std::string variable;

@@ -169,7 +169,8 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
   p.workspace_stride = aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
 
   if (m <= kSmallRows) {
-    for (Index item = 0; item < batch; ++item) small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n);
+    for (Index item = 0; item < batch; ++item)
+      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n);
     return;
   }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);

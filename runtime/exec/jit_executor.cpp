@@ -8,13 +8,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <string_view>
-#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 
 #include "compiler/codegen/codegen.h"
 #include "kernels/cpu/kernels.h"
@@ -105,7 +105,8 @@ class JitExecutor final : public Executor {
     for (std::size_t k = 0; k < report.slots.size(); ++k) {
       const codegen::Slot& s = report.slots[k];
       if (s.kind == codegen::SlotKind::kVariable) slot_variable_[k] = &variable(s.name);
-      if (s.kind == codegen::SlotKind::kAssign) next_.push_back({k, s.name, Tensor(s.dtype, s.dims), &variable(s.name)});
+      if (s.kind == codegen::SlotKind::kAssign)
+        next_.push_back({k, s.name, Tensor(s.dtype, s.dims), &variable(s.name)});
     }
   }
 

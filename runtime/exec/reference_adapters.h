@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/exec/executor.h"
 #include "compiler/ir/program.h"
+#include "runtime/exec/executor.h"
 #include "runtime/exec/tensor.h"
 
 namespace kiln::runtime {

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "runtime/exec/executor.h"
 #include "compiler/ir/program.h"
+#include "runtime/exec/executor.h"
 #include "runtime/exec/reference_adapters.h"
 
 namespace kiln::runtime {

@@ -12,7 +12,6 @@
 
 namespace kiln::runtime {
 
-
 void Tensor::Free::operator()(void* p) const {
   std::free(p);
 }

@@ -82,7 +82,11 @@ class Evaluator {
  public:
   Evaluator(const sema::Compilation& c, const sema::LoweredTrain& t, const data::FittedPipeline& pipeline,
             std::int64_t batch, Backend backend)
-      : t_(t), batch_(batch), backend_(backend), roles_(loss_roles(c, t)), plan_(plan_feeds(c, t.spec.model, t.graph, pipeline)) {
+      : t_(t),
+        batch_(batch),
+        backend_(backend),
+        roles_(loss_roles(c, t)),
+        plan_(plan_feeds(c, t.spec.model, t.graph, pipeline)) {
     for (const data::FittedColumn& col : pipeline.columns) {
       if (col.is_label && col.name == roles_.label && col.kind == sema::ColumnKind::kCategory) {
         classes_ = static_cast<int>(col.classes.size());

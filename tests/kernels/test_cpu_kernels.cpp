@@ -276,10 +276,22 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   // Above the parallel grain (2^16 multiply-adds per task), so threads really split them.
   // Also: whole-panel packing of A and 8×8 transposes of B with KC blocks a multiple of 8
   // (640: 216, 216, 208) or not (203), tall and short products against wide B.
-  const Shape large[] = {{97, 131, 67}, {200, 37, 300}, {6, 1000, 50},   {1, 4099, 71},  {331, 3, 257},
-                         {64, 10, 784}, {130, 64, 640}, {1003, 64, 203}, {64, 512, 216}, {12, 48, 64},
+  const Shape large[] = {{97, 131, 67},
+                         {200, 37, 300},
+                         {6, 1000, 50},
+                         {1, 4099, 71},
+                         {331, 3, 257},
+                         {64, 10, 784},
+                         {130, 64, 640},
+                         {1003, 64, 203},
+                         {64, 512, 216},
+                         {12, 48, 64},
                          // At most 4 rows: the streaming path (64- and 16-wide blocks, single columns).
-                         {1, 256, 784}, {2, 145, 33}, {3, 64, 30}, {4, 2, 32}, {4, 83, 9}};
+                         {1, 256, 784},
+                         {2, 145, 33},
+                         {3, 64, 30},
+                         {4, 2, 32},
+                         {4, 83, 9}};
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       for (const Shape& s : small)

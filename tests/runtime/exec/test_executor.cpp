@@ -7,10 +7,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "compiler/ir/program.h"
 #include "compiler/sema/sema.h"
 #include "kernels/reference/random.h"
 #include "runtime/exec/executor.h"
-#include "compiler/ir/program.h"
 #include "runtime/exec/reference_adapters.h"
 
 using namespace kiln;
