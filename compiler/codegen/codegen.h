@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,13 @@ struct CodegenReport {
   int kernel_calls = 0;
   std::string kernels;  // the kernel bitcode linked in: "avx2" or "portable"
   std::vector<Slot> slots;
+};
+
+// Thrown when a Program holds an (op, dtype) the backend cannot compile: `node` is the graph
+// node of the instruction, so a caller holding the sources can say where it came from.
+struct UnsupportedOp : std::runtime_error {
+  UnsupportedOp(const std::string& what, ir::ValueId at) : std::runtime_error(what), node(at) {}
+  ir::ValueId node;
 };
 
 // Why the backend cannot compile `program` (the first op and dtype it lacks, with the

@@ -363,7 +363,7 @@ struct ModuleBuilder::Impl {
 
   CodegenReport add(const ir::Program& program, const std::string& entry) {
     for (const ir::Instruction& inst : program.instructions) {
-      if (auto why = check_instruction(program, inst)) throw std::runtime_error(*why);
+      if (auto why = check_instruction(program, inst)) throw UnsupportedOp(*why, inst.node);
     }
     ProgramState s;
     s.p = program;

@@ -1,7 +1,7 @@
 // The training loop (see trainer.h). Feeds are matched to graph inputs once: a feature-set
 // input takes the fitted feature rows, `input u : set.column` an index column, and each
-// label input (label=true) its label column. Steps run on the reference executor until
-// the LLVM backend lands; nothing here knows which backend it drives.
+// label input (label=true) its label column. Steps run on the executor of
+// TrainOptions::backend (the LLVM JIT by default); nothing else here knows which it is.
 #include "runtime/train/trainer.h"
 
 #include <fmt/format.h>
@@ -16,6 +16,7 @@
 #include <set>
 
 #include "compiler/autodiff/optimizer.h"
+#include "compiler/codegen/codegen.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/run_state.h"
 #include "runtime/data/data_error.h"
@@ -29,6 +30,14 @@
 
 namespace kiln::runtime {
 namespace {
+
+// "model.kiln:9:12, in layer dense called at model.kiln:20:8": where a graph node came from.
+std::string origin(const sema::Compilation& c, const ir::Node& n) {
+  std::string where = c.sources.location(n.span);
+  for (auto f = n.expansion.rbegin(); f != n.expansion.rend(); ++f)
+    where += ", in layer " + f->layer + " called at " + c.sources.location(f->call_site);
+  return where;
+}
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -267,6 +276,9 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   std::unique_ptr<Executor> exec;
   try {
     exec = make_executor(step.graph, batch, options.backend);
+  } catch (const codegen::UnsupportedOp& e) {
+    throw TrainError(std::string("cannot compile the training step: ") + e.what() + "\n  the op comes from " +
+                     origin(c, step.graph.node(e.node)));
   } catch (const std::runtime_error& e) {
     throw TrainError(std::string("cannot compile the training step: ") + e.what());
   }
@@ -487,10 +499,7 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
         if (auto node = exec->first_non_finite(feeds, step_options)) {
           const ir::Node& n = step.graph.node(*node);
           where += ": the first NaN or infinity comes from op " + std::string(ir::core_ops().get(n.op).name) +
-                   (n.name.empty() ? "" : " ('" + n.name + "')") + " at " + c.sources.location(n.span);
-          for (auto f = n.expansion.rbegin(); f != n.expansion.rend(); ++f) {
-            where += ", in layer " + f->layer + " called at " + c.sources.location(f->call_site);
-          }
+                   (n.name.empty() ? "" : " ('" + n.name + "')") + " at " + origin(c, n);
         }
         std::string what = !std::isfinite(loss) ? "the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite")
                                                 : "the update of '" + *bad_update +
