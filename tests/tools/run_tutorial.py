@@ -23,7 +23,7 @@ def main() -> int:
     passed = failed = 0
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, PATH=f"{kiln.parent}:{os.environ['PATH']}",
-                   KILN_STDLIB=str(root / "stdlib"), NO_COLOR="1")
+                   KILN_STDLIB=str(root / "stdlib"), KILN_REPO=str(root), NO_COLOR="1")
         for i, (lang, body) in enumerate(blocks):
             if lang == "kiln":
                 first = body.splitlines()[0]
