@@ -1015,6 +1015,33 @@ TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", 
   }
 }
 
+TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-identical results", "[jit]") {
+  // Threads split work so that each result element has one owner and a fixed summation
+  // order (per-thread partial sums, as in conv2d_grad_filter, are added in task order), so
+  // a run repeats bit for bit at a given thread count.
+  for (const char* name : {"fashion_mlp.kiln", "fashion_cnn.kiln"}) {
+    INFO(name);
+    auto c = sema::compile_file(testing::source_dir() / "models" / name, stdlib());
+    REQUIRE(!c->diags.has_errors());
+    autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
+    REQUIRE(step.ok());
+    const std::int64_t batch = std::string(name) == "fashion_cnn.kiln" ? 16 : 64;
+    std::mt19937 rng(13);
+    const auto feeds = model_feeds(step.graph, batch, rng);
+    auto first = runtime::make_jit_executor(step.graph, batch);
+    auto second = runtime::make_jit_executor(step.graph, batch);
+    first->initialize(6);
+    second->initialize(6);
+    for (std::uint64_t s = 0; s < 3; ++s) {
+      const auto a = first->run(feeds, step_options(6, s, true));
+      const auto b = second->run(feeds, step_options(6, s, true));
+      for (const auto& [out, value] : a) compare("step " + std::to_string(s) + " output " + out, b.at(out), value, kExact);
+    }
+    for (const ir::NamedValue& v : step.graph.parameters())
+      compare("after 3 steps " + v.name, second->variable(v.name), first->variable(v.name), kExact);
+  }
+}
+
 TEST_CASE("credit risk trains to the same holdout metrics on the JIT and the reference", "[jit]") {
   auto c = sema::compile_file(testing::source_dir() / "models" / "credit_risk.kiln", stdlib());
   REQUIRE(!c->diags.has_errors());
