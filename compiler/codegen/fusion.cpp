@@ -82,24 +82,13 @@ FusionPlan plan_fusion(ir::Program& p) {
     plan.epilogues[m] = e;
   }
 
-  // Elementwise chains: a producer read only by one same-shaped elementwise instruction.
-  for (std::size_t i = 0; i < n; ++i) {
-    const ir::Instruction& inst = p.instructions[i];
-    if (plan.absorbed[i] || op_class(op_name(inst)) != OpClass::kElementwise) continue;
-    const auto j = private_to(inst.result);
-    if (!j || plan.absorbed[*j] || op_class(op_name(p.instructions[*j])) != OpClass::kElementwise) continue;
-    if (p.buffers[p.instructions[*j].result].dims != p.buffers[inst.result].dims) continue;
-    plan.inlined[i] = true;
-    ++plan.fused;
-  }
   // A new parameter or state value lives in its assign's slot.
   for (std::size_t i = 0; i < n; ++i) {
     const ir::Instruction& inst = p.instructions[i];
     if (op_name(inst) != "assign_state") continue;
     const ir::BufferId value = inst.operands[1];
     const std::int32_t prod = plan.producer[value];
-    if (prod < 0 || plan.inlined[static_cast<std::size_t>(prod)] || plan.absorbed[static_cast<std::size_t>(prod)])
-      continue;
+    if (prod < 0 || plan.absorbed[static_cast<std::size_t>(prod)]) continue;
     if (op_class(op_name(p.instructions[static_cast<std::size_t>(prod)])) == OpClass::kSource) continue;
     if (p.buffers[value].pinned() || is_result[value] || inst.operands[0] == value) continue;
     // Exactly one assign reads it (two assigns of one value would need two copies).
@@ -109,14 +98,36 @@ FusionPlan plan_fusion(ir::Program& p) {
     plan.assign_home[value] = i;
     dead.push_back(value);
   }
+  // Elementwise chains: a producer read by one same-shaped elementwise instruction and
+  // otherwise only by the assign its value is homed in (then the loop stores it too).
+  plan.stores.assign(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ir::Instruction& inst = p.instructions[i];
+    if (plan.absorbed[i] || op_class(op_name(inst)) != OpClass::kElementwise) continue;
+    std::optional<std::size_t> j = private_to(inst.result);
+    bool store = false;
+    if (!j) {
+      const auto home = plan.assign_home.find(inst.result);
+      if (home == plan.assign_home.end() || readers[inst.result].size() != 2) continue;
+      for (const std::size_t r : readers[inst.result])
+        if (r != home->second) j = r;
+      store = true;
+    }
+    if (!j || plan.absorbed[*j] || op_class(op_name(p.instructions[*j])) != OpClass::kElementwise) continue;
+    if (p.buffers[p.instructions[*j].result].dims != p.buffers[inst.result].dims) continue;
+    plan.inlined[i] = true;
+    plan.stores[i] = store;
+    plan.consumer[i] = *j;
+    ++plan.fused;
+  }
   // Where each inlined instruction now runs: at the first reader that is not inlined.
   std::vector<std::size_t> root(n);
   for (std::size_t i = n; i-- > 0;) {
-    root[i] = plan.inlined[i] ? root[readers[p.instructions[i].result].front()] : i;
+    root[i] = plan.inlined[i] ? root[plan.consumer.at(i)] : i;
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (!plan.inlined[i]) continue;
-    dead.push_back(p.instructions[i].result);
+    dead.push_back(p.instructions[i].result);  // (a stored one lives in its assign slot)
     for (const ir::BufferId b : p.instructions[i].operands) {
       ir::Buffer& buffer = p.buffers[b];
       buffer.last = std::max<std::uint32_t>(buffer.last, static_cast<std::uint32_t>(root[i]));

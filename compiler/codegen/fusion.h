@@ -40,6 +40,11 @@ struct FusionPlan {
   // arena: whatever makes the value writes it there, every reader reads it there, and the
   // assign copies nothing (value buffer -> assign instruction).
   std::map<ir::BufferId, std::size_t> assign_home;
+  // Per inlined instruction: the reader whose loop computes it. When its value is also a new
+  // parameter or state value (homed in an assign slot), that loop stores it there as well:
+  // Adam's new moments are made and stored in the loop that updates the weight.
+  std::map<std::size_t, std::size_t> consumer;
+  std::vector<bool> stores;  // per instruction: inlined, and its value stored by the consumer's loop
   int fused = 0;
 };
 

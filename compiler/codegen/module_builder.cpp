@@ -490,11 +490,14 @@ struct ModuleBuilder::Impl {
 
     // Leaves: buffers read from memory (through inlined producers).
     std::vector<BufferId> leaves;
+    std::vector<std::size_t> stored;  // inlined producers whose values this loop also stores
     std::function<void(std::size_t)> collect = [&](std::size_t i) {
       for (const BufferId b : p.instructions[i].operands) {
         const std::int32_t prod = s.plan.producer[b];
         if (prod >= 0 && s.plan.inlined[static_cast<std::size_t>(prod)]) {
-          collect(static_cast<std::size_t>(prod));
+          const auto at = static_cast<std::size_t>(prod);
+          if (s.plan.stores[at] && std::find(stored.begin(), stored.end(), at) == stored.end()) stored.push_back(at);
+          collect(at);
         } else if (std::find(leaves.begin(), leaves.end(), b) == leaves.end()) {
           leaves.push_back(b);
         }
@@ -550,6 +553,8 @@ struct ModuleBuilder::Impl {
     std::vector<llvm::Value*> bases;
     for (const BufferId leaf : leaves) bases.push_back(address(b, f, s, leaf));
     llvm::Value* out_base = address(b, f, s, p.instructions[root].result);
+    std::vector<llvm::Value*> stored_bases;
+    for (const std::size_t x : stored) stored_bases.push_back(address(b, f, s, p.instructions[x].result));
     llvm::Value* training = nullptr;
     if (uses_training(s, root)) training = b.CreateICmpNE(state_field(b, f, 2), i64c(0));
 
@@ -593,8 +598,14 @@ struct ModuleBuilder::Impl {
           return memo[i] = v;
         };
         llvm::Value* v = eval(root);
-        llvm::Value* at = b.CreateInBoundsGEP(elem_t(out.dtype), out_base, offset(strides.back()));
+        llvm::Value* out_offset = offset(strides.back());
+        llvm::Value* at = b.CreateInBoundsGEP(elem_t(out.dtype), out_base, out_offset);
         b.CreateAlignedStore(v, at, llvm::Align(ir::dtype_size(out.dtype)));
+        for (std::size_t k = 0; k < stored.size(); ++k) {  // same dims as the root: same offset
+          const DType dt = p.buffers[p.instructions[stored[k]].result].dtype;
+          llvm::Value* to = b.CreateInBoundsGEP(elem_t(dt), stored_bases[k], out_offset);
+          b.CreateAlignedStore(memo.at(stored[k]), to, llvm::Align(ir::dtype_size(dt)));
+        }
       });
     };
     nest(0);
