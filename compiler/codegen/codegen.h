@@ -31,6 +31,7 @@ struct RunState {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
   std::uint64_t training = 0;  // if_training picks its first operand when non-zero
+  void* profile = nullptr;     // with CodegenOptions::profile: handed to kiln_profile_mark
 };
 
 using EntryFn = void (*)(void* arena, void* const* slots, const RunState* state);
@@ -52,8 +53,9 @@ struct CodegenOptions {
   bool serial_parallel_for = false;
   std::string cpu;       // target CPU; empty: the host's
   std::string features;  // target features; empty: the host's
-  // Call kiln_profile_mark(instruction index) after every emitted instruction (and with -1
-  // at the entry), a host function that timestamps them: time per op for profiling.
+  // Call kiln_profile_mark(state, instruction index) after every emitted instruction (and
+  // with -1 at the entry), a host function that timestamps them: time per op for profiling.
+  // JIT only.
   bool profile = false;
 };
 

@@ -133,8 +133,21 @@ FusionPlan plan_fusion(ir::Program& p) {
       buffer.last = std::max<std::uint32_t>(buffer.last, static_cast<std::uint32_t>(root[i]));
     }
   }
-  for (const ir::BufferId b : dead) p.buffers[b].bytes = 0;
+  // Plan the arena without the buffers that do not live in it: folded results nobody
+  // materialises, values homed in assign slots, and every pinned buffer (inputs, variables,
+  // outputs are reached through slots). Their sizes are restored afterwards: copies and
+  // slot descriptions still need them, and none of them is addressed in the arena.
+  std::vector<bool> outside(p.buffers.size(), false);
+  for (const ir::BufferId b : dead) outside[b] = true;
+  for (ir::BufferId b = 0; b < p.buffers.size(); ++b) outside[b] = outside[b] || p.buffers[b].pinned();
+  std::vector<std::size_t> bytes(p.buffers.size());
+  for (ir::BufferId b = 0; b < p.buffers.size(); ++b) {
+    bytes[b] = p.buffers[b].bytes;
+    if (outside[b]) p.buffers[b].bytes = 0;
+  }
   ir::plan_arena(p);
+  for (ir::BufferId b = 0; b < p.buffers.size(); ++b) p.buffers[b].bytes = bytes[b];
+  plan.outside = std::move(outside);
   return plan;
 }
 

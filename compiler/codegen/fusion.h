@@ -44,7 +44,8 @@ struct FusionPlan {
   // parameter or state value (homed in an assign slot), that loop stores it there as well:
   // Adam's new moments are made and stored in the loop that updates the weight.
   std::map<std::size_t, std::size_t> consumer;
-  std::vector<bool> stores;  // per instruction: inlined, and its value stored by the consumer's loop
+  std::vector<bool> stores;   // per instruction: inlined, and its value stored by the consumer's loop
+  std::vector<bool> outside;  // per buffer: not in the arena (folded away, or reached through a slot)
   int fused = 0;
 };
 

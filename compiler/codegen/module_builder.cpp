@@ -9,6 +9,7 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/FileSystem.h>
@@ -29,6 +30,7 @@
 #include "compiler/codegen/fusion.h"
 #include "kernels/cpu/kernels.h"
 #include "kernels/reference/conv.h"
+#include "kernels/reference/elementwise.h"
 #include "kernels/reference/pooling.h"
 
 extern "C" {
@@ -87,22 +89,15 @@ std::size_t axis_of(std::int64_t axis, std::size_t rank) {
   return static_cast<std::size_t>(axis < 0 ? axis + static_cast<std::int64_t>(rank) : axis);
 }
 
-// The reference's convert(): NaN -> 0 and saturation for float -> integer.
-double convert_constant(double v, DType to) {
+// A fill value as the reference's convert() makes it: NaN -> 0, saturation for float ->
+// integer (done with the reference's own templates, not through a double that cannot hold
+// INT64_MAX), non-zero -> true for bool. Integers come back as int64 bits.
+std::int64_t integer_constant(double v, DType to) {
   switch (to) {
-    case DType::kBool: return v != 0 ? 1 : 0;
-    case DType::kI32:
-      if (std::isnan(v)) return 0;
-      return std::clamp(v, double(std::numeric_limits<std::int32_t>::lowest()),
-                        double(std::numeric_limits<std::int32_t>::max()));
-    case DType::kI64:
-      if (std::isnan(v)) return 0;
-      if (v <= double(std::numeric_limits<std::int64_t>::lowest()))
-        return double(std::numeric_limits<std::int64_t>::lowest());
-      if (v >= double(std::numeric_limits<std::int64_t>::max()))
-        return double(std::numeric_limits<std::int64_t>::max());
-      return v;
-    default: return v;
+    case DType::kBool: return kernels::ref::convert<bool>(v) ? 1 : 0;
+    case DType::kI32: return kernels::ref::convert<std::int32_t>(v);
+    case DType::kI64: return kernels::ref::convert<std::int64_t>(v);
+    default: return 0;
   }
 }
 
@@ -263,8 +258,8 @@ struct ModuleBuilder::Impl {
   llvm::FunctionType* entry_type() { return llvm::FunctionType::get(void_t(), {ptr_t(), ptr_t(), ptr_t()}, false); }
 
   Impl(llvm::LLVMContext& c, const CodegenOptions& o, llvm::TargetMachine& t) : ctx(c), options(o), tm(t) {
-    const bool avx2 =
-        has_feature(tm.getTargetFeatureString().str(), "avx2") && has_feature(tm.getTargetFeatureString().str(), "fma");
+    // What the target CPU has, whether it came from the host's features or from a named CPU.
+    const bool avx2 = tm.getMCSubtargetInfo()->checkFeatures("+avx2,+fma");
     flavour = avx2 ? "avx2" : "portable";
     const char* begin = avx2 ? kiln_kernel_bitcode_avx2 : kiln_kernel_bitcode_portable;
     const char* end = avx2 ? kiln_kernel_bitcode_avx2_end : kiln_kernel_bitcode_portable_end;
@@ -429,8 +424,9 @@ struct ModuleBuilder::Impl {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
     llvm::FunctionCallee mark;
     if (options.profile) {
-      mark = module->getOrInsertFunction("kiln_profile_mark", llvm::FunctionType::get(void_t(), {i64_t()}, false));
-      b.CreateCall(mark, {i64c(-1)});
+      mark = module->getOrInsertFunction("kiln_profile_mark",
+                                         llvm::FunctionType::get(void_t(), {ptr_t(), i64_t()}, false));
+      b.CreateCall(mark, {f->getArg(2), i64c(-1)});
     }
     for (std::size_t i = 0; i < p.instructions.size(); ++i) {
       if (s.plan.inlined[i] || s.plan.absorbed[i]) continue;
@@ -443,7 +439,7 @@ struct ModuleBuilder::Impl {
       } else {
         emit_kernel(b, f, s, i, report);
       }
-      if (options.profile) b.CreateCall(mark, {i64c(static_cast<std::int64_t>(i))});
+      if (options.profile) b.CreateCall(mark, {f->getArg(2), i64c(static_cast<std::int64_t>(i))});
     }
     for (const auto& [slot, buffer] : copies_at_end) {
       llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(slot));
@@ -724,9 +720,9 @@ struct ModuleBuilder::Impl {
     const DType in0 = inst.operands.empty() ? out : p.buffers[inst.operands[0]].dtype;
     const bool fl = is_f(in0);
     if (op == "constant" || op == "full") {
-      const double v = convert_constant(inst.attrs.get_float("value", 0), out);
+      const double v = inst.attrs.get_float("value", 0);
       if (is_f(out)) return fconst(out, v);
-      return llvm::ConstantInt::get(elem_t(out), static_cast<std::uint64_t>(static_cast<std::int64_t>(v)), true);
+      return llvm::ConstantInt::get(elem_t(out), static_cast<std::uint64_t>(integer_constant(v, out)), true);
     }
     if (op == "broadcast_to") return a[0];
     if (op == "if_training") return b.CreateSelect(training, a[0], a[1]);
@@ -1038,7 +1034,7 @@ struct ModuleBuilder::Impl {
       fn.removeFnAttr(llvm::Attribute::NoInline);
     }
     for (llvm::GlobalVariable& g : module->globals()) {
-      if (!g.isDeclaration()) g.setLinkage(llvm::GlobalValue::InternalLinkage);
+      if (!g.isDeclaration() && !g.getName().startswith("llvm.")) g.setLinkage(llvm::GlobalValue::InternalLinkage);
     }
     std::string err;
     llvm::raw_string_ostream os(err);

@@ -15,6 +15,7 @@ std::vector<CodegenReport> emit_object(const std::vector<ObjectEntry>& entries, 
                                        const std::string& path) {
   CodegenOptions opts = options;
   opts.serial_parallel_for = true;
+  opts.profile = false;  // the profiling hook lives in the JIT's host
   auto tm = detail::make_target_machine(opts);
   llvm::LLVMContext context;
   detail::ModuleBuilder builder(context, opts, *tm);

@@ -42,18 +42,17 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
-// KILN_PROFILE=1: the generated code calls profile_mark after every instruction; the time
-// since the previous mark is charged to that instruction, and the executor prints the
-// table (most expensive first) to stderr when it is destroyed. One executor at a time.
+// KILN_PROFILE=1: the generated code calls profile_mark(state, index) after every
+// instruction; the time since the previous mark is charged to that instruction in the
+// Profile the run state points at (each executor its own), and the executor prints the
+// table (most expensive first) to stderr when it is destroyed.
 struct Profile {
   std::chrono::steady_clock::time_point last;
   std::vector<double> seconds;
   std::int64_t runs = 0;
 };
-Profile* active_profile = nullptr;
-
-extern "C" void profile_mark(std::int64_t index) {
-  Profile* p = active_profile;
+extern "C" void profile_mark(const codegen::RunState* state, std::int64_t index) {
+  auto* p = static_cast<Profile*>(state->profile);
   if (p == nullptr) return;
   const auto now = std::chrono::steady_clock::now();
   if (index < 0) {
@@ -82,10 +81,7 @@ class JitExecutor final : public Executor {
     options.profile = profiling_requested();
     program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for),
                                     reinterpret_cast<void*>(&profile_mark));
-    if (options.profile) {
-      profile_ = std::make_unique<Profile>();
-      active_profile = profile_.get();
-    }
+    if (options.profile) profile_ = std::make_unique<Profile>();
     const codegen::CodegenReport& report = program_->report();
     arena_ = Tensor(ir::DType::kBool, {static_cast<std::int64_t>(std::max<std::size_t>(report.arena_bytes, 1))});
     const Program init = lower_to_program(graph, batch, ProgramKind::kInitialize);
@@ -123,7 +119,16 @@ class JitExecutor final : public Executor {
       const codegen::Slot& s = report.slots[k];
       switch (s.kind) {
         case codegen::SlotKind::kInput: slots_[k] = const_cast<void*>(feed(feeds, s).raw()); break;
-        case codegen::SlotKind::kVariable: slots_[k] = slot_variable_[k]->raw(); break;
+        case codegen::SlotKind::kVariable: {
+          // A caller may have replaced the tensor (checkpoints, tests): it must still fit.
+          const Tensor& t = *slot_variable_[k];
+          if (t.dtype() != s.dtype || t.dims() != s.dims) {
+            throw std::invalid_argument(fmt::format("variable '{}' is {}, but the compiled step expects {}", s.name,
+                                                    t.to_string(), describe_type(s.dtype, s.dims)));
+          }
+          slots_[k] = const_cast<Tensor&>(t).raw();
+          break;
+        }
         case codegen::SlotKind::kAssign: break;
         case codegen::SlotKind::kOutput: {
           auto [it, _] = outputs.emplace(s.name, Tensor(s.dtype, s.dims));
@@ -133,7 +138,7 @@ class JitExecutor final : public Executor {
       }
     }
     for (Update& u : next_) slots_[u.slot] = u.value.raw();
-    codegen::RunState state{options.seed, options.step, options.training ? 1u : 0u};
+    codegen::RunState state{options.seed, options.step, options.training ? 1u : 0u, profile_.get()};
     program_->entry()(arena_.raw(), slots_.data(), &state);
     pending_ = false;
     if (options.training) {
@@ -172,7 +177,6 @@ class JitExecutor final : public Executor {
 
   ~JitExecutor() override {
     if (!profile_ || profile_->runs == 0) return;
-    if (active_profile == profile_.get()) active_profile = nullptr;
     std::vector<std::pair<double, std::size_t>> rows;
     double total = 0;
     for (std::size_t i = 0; i < profile_->seconds.size(); ++i) {
@@ -184,7 +188,7 @@ class JitExecutor final : public Executor {
     std::fprintf(stderr, "profile: %s at batch %lld, %lld runs, %.3f ms per run\n", step_.graph_name.c_str(),
                  static_cast<long long>(batch_), static_cast<long long>(profile_->runs), total / runs * 1e3);
     for (const auto& [s, i] : rows) {
-      if (s / total < 0.005) break;
+      if (s / total < 0.005 || i >= step_.instructions.size()) break;
       std::fprintf(stderr, "  %6.3f ms %5.1f%%  %s\n", s / runs * 1e3, 100 * s / total,
                    step_.instructions[i].label.c_str());
     }

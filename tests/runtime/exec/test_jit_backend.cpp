@@ -725,6 +725,39 @@ void training_ops() {
     c.run(1, {step_options(0, 0, true), step_options(0, 1, true), step_options(0, 2, false), step_options(0, 3, true)});
   }
   {
+    // New values made by kernels that copy (reshape, a rank-0 reduction) and an assign's old
+    // value stored by another assign: each lives in an assign slot, and must get there with
+    // its full size (a review found them written with 0 bytes).
+    Case c("assign_homes", 18);
+    const ir::TensorType vec{DType::kF32, ir::Shape{ir::Dim::of(4)}};
+    const ir::TensorType one{DType::kF32, {}};
+    const ValueId w = c.op("parameter", {c.emitter().filled(0.25, vec)}, make_attrs({{"name", std::string("w")}}));
+    c.graph().add_parameter("w", w);
+    const ValueId s = c.op("state", {c.emitter().filled(2, one)}, make_attrs({{"name", std::string("s")}}));
+    c.graph().add_state("s", s);
+    const ValueId a = c.op("state", {c.emitter().filled(3, vec)}, make_attrs({{"name", std::string("a")}}));
+    c.graph().add_state("a", a);
+    const ValueId b = c.op("state", {c.emitter().filled(5, vec)}, make_attrs({{"name", std::string("b")}}));
+    c.graph().add_state("b", b);
+    const ValueId x = c.input({2, 2});
+    c.op("assign_state", {w, c.op("reshape", {x}, make_attrs({{"shape", Ints{4}}}))});
+    c.op("assign_state", {s, c.op("reduce_sum", {c.op("mul", {s, s})}, make_attrs({{"axes", Ints{}}}))});
+    const ValueId old_a =
+        c.op("assign_state", {a, c.op("add", {a, c.op("reshape", {x}, make_attrs({{"shape", Ints{4}}}))})});
+    c.op("assign_state", {b, old_a});
+    c.out(c.op("add", {w, b}), kExact);
+    c.run(1, {step_options(0, 0, true), step_options(0, 1, true), step_options(0, 2, true)});
+  }
+  {
+    // Integer fills that saturate: 1e19 and infinity are INT64_MAX, NaN is 0.
+    Case c("integer_fills", 19);
+    for (const double v : {1e19, -1e19, std::numeric_limits<double>::infinity(), std::nan("")}) {
+      for (const char* dt : {"i32", "i64"})
+        c.out(c.op("full", {}, make_attrs({{"shape", Ints{3}}, {"value", v}, {"dtype", std::string(dt)}})), kExact);
+    }
+    c.run();
+  }
+  {
     // sgd_update and adam_update, each kind of hyper-parameters, several steps (Adam's bias
     // correction counts the step).
     Case c("optimizers", 16);
@@ -1035,11 +1068,42 @@ TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-id
     for (std::uint64_t s = 0; s < 3; ++s) {
       const auto a = first->run(feeds, step_options(6, s, true));
       const auto b = second->run(feeds, step_options(6, s, true));
-      for (const auto& [out, value] : a) compare("step " + std::to_string(s) + " output " + out, b.at(out), value, kExact);
+      for (const auto& [out, value] : a)
+        compare("step " + std::to_string(s) + " output " + out, b.at(out), value, kExact);
     }
     for (const ir::NamedValue& v : step.graph.parameters())
       compare("after 3 steps " + v.name, second->variable(v.name), first->variable(v.name), kExact);
   }
+}
+
+TEST_CASE("a named CPU with AVX2 gets the AVX2 kernels; profiling two executors keeps them apart", "[jit]") {
+  auto c = sema::compile_file(testing::source_dir() / "models" / "credit_risk.kiln", stdlib());
+  REQUIRE(!c->diags.has_errors());
+  const ir::Graph& g = c->trains.front().graph;
+  codegen::CodegenOptions options;
+  options.cpu = "znver3";
+  CHECK(codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for))
+            ->report()
+            .kernels == "avx2");
+  options.cpu = "x86-64";
+  CHECK(codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for))
+            ->report()
+            .kernels == "portable");
+
+  // KILN_PROFILE=1 with a big and a small executor alive: each charges its own table (the
+  // small one ran nothing and prints nothing), and neither reads the other's instructions.
+  ::setenv("KILN_PROFILE", "1", 1);
+  {
+    autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
+    auto big = runtime::make_jit_executor(step.graph, 8);
+    auto small = runtime::make_jit_executor(g, 2);
+    big->initialize(1);
+    std::mt19937 rng(3);
+    const auto feeds = model_feeds(step.graph, 8, rng);
+    for (std::uint64_t s = 0; s < 3; ++s) big->run(feeds, step_options(1, s, true));
+    small.reset();
+  }
+  ::unsetenv("KILN_PROFILE");
 }
 
 TEST_CASE("credit risk trains to the same holdout metrics on the JIT and the reference", "[jit]") {
