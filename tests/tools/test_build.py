@@ -239,6 +239,27 @@ def main() -> int:
         bad = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "x"), "--max-batch", "12"], env,
                   expect=1)
         check("power of two" in bad.stderr, "--max-batch 12 is refused")
+        # State updates in an artifact: a variant of credit_risk with batch norm (two states
+        # whose new values the generated code writes into the workspace's state region) that
+        # reads its input again after them (a skip connection). The state slots must be sized
+        # for their values, or the writes land on the input rows (a review found them sized 0).
+        bn_src = pathlib.Path(model).read_text().replace(
+            "  d2 = nn.dropout(h2, 0.1)\n  # Logits over [bad, good].\n  output risk = nn.dense(d2, 2)",
+            "  d2 = nn.batch_norm(nn.dropout(h2, 0.1))\n  output risk = nn.dense(concat(d2, x, axis: -1), 2)")
+        check("batch_norm" in bn_src, "the batch-norm variant of credit_risk was made")
+        bn_dir = tmp / "bn"
+        (bn_dir / "data").mkdir(parents=True)
+        shutil.copy(csv, bn_dir / "data" / "credit_data.csv")
+        bn_model = bn_dir / "credit_risk.kiln"
+        bn_model.write_text(bn_src)
+        run([kiln, "train", str(bn_model), "--epochs", "2", "--out", str(bn_dir / "run"), "--no-checkpoints"], env)
+        run([kiln, "build", str(bn_model), "--run", str(bn_dir / "run"), "-o", str(bn_dir / "art")], env)
+        _, got = parse_csv_predictions(run([str(bn_dir / "art" / NAME), csv], env).stdout)
+        _, want = parse_csv_predictions(run([kiln, "predict", str(bn_model), "--run", str(bn_dir / "run")], env).stdout)
+        agree = len(got) == len(want) > 0 and all(
+            all(close(float(a), float(b)) for a, b in zip(got[k][:2], want[k][:2])) for k in want)
+        check(agree, f"batch norm + skip connection: the executable agrees with kiln predict on {len(want)} rows")
+
         # An image model (when the Debian package dataset-fashion-mnist is installed): pixel records as JSON
         # lines through the executable agree with kiln predict on the IDX file.
         images = pathlib.Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
