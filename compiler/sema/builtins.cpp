@@ -164,6 +164,11 @@ Value Lowerer::call_builtin(const ir::OpInfo& op, const ast::Expr& call, std::ve
         variadic.push_back(&a);
         continue;
       }
+      if (op.variadic && a.value.kind == Value::Kind::kList && variadic.empty() && positional == fixed_operands) {
+        error(a.span, name + " takes its tensors as separate arguments, not as a list",
+              "write " + name + "(a, b, axis: -1)");
+        return Value::error();
+      }
       std::size_t attr_index = positional - fixed_operands;
       if (attr_index < op.attrs.size()) {
         attrs_given[std::string(op.attrs[attr_index].name)] = &a;
