@@ -31,8 +31,8 @@ void kiln_sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 
 // The product split over `threads` std::thread workers (threads - 1 are started; the caller
 // is the last). `workspace` holds threads × kiln_sgemm_workspace_size(m, n, k) bytes. Not
-// part of the bitcode kernel set: the runtime's thread pool will call kiln_sgemm_slice
-// itself. Starting threads allocates; this is the convenience path for tests and benchmarks.
+// part of the bitcode kernel set (kiln_k_matmul splits work over the runtime's thread pool
+// instead). Starting threads allocates; this is the convenience path for tests.
 void kiln_sgemm_threaded(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                          std::int64_t ldc, void* workspace, int threads);

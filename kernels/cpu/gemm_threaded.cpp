@@ -1,6 +1,6 @@
 // kiln_sgemm_threaded: kiln_sgemm_slice fanned out over std::thread workers. Kept apart from
-// gemm.cpp because the bitcode kernels must not depend on the C++ thread library; the
-// runtime's thread pool will call kiln_sgemm_slice directly.
+// gemm.cpp because the bitcode kernels must not depend on the C++ thread library;
+// kiln_k_matmul (matmul.cpp) uses the runtime's thread pool instead.
 #include <thread>
 #include <vector>
 
