@@ -444,8 +444,8 @@ struct ModuleBuilder::Impl {
     for (const auto& [slot, buffer] : copies_at_end) {
       llvm::Value* at = b.CreateConstInBoundsGEP1_64(ptr_t(), f->getArg(1), static_cast<std::uint64_t>(slot));
       llvm::Value* dst = b.CreateLoad(ptr_t(), at);
-      b.CreateMemCpy(dst, llvm::MaybeAlign(16), address(b, f, s, buffer), llvm::MaybeAlign(16),
-                     p.buffers[buffer].bytes);
+      const llvm::MaybeAlign align(ir::dtype_size(p.buffers[buffer].dtype));  // a caller's array: any row
+      b.CreateMemCpy(dst, align, address(b, f, s, buffer), align, p.buffers[buffer].bytes);
     }
     b.CreateRetVoid();
     report.epilogues = 0;
@@ -864,8 +864,11 @@ struct ModuleBuilder::Impl {
       ++report.kernel_calls;
       b.CreateCall(k, args);
     };
+    // Element alignment only: a slot may point into a caller's array at any row (an
+    // artifact's NAME_predict hands each entry row offsets of the user's input and output).
     const auto memcpy_to = [&](llvm::Value* dst, llvm::Value* src, std::size_t bytes) {
-      if (bytes > 0) b.CreateMemCpy(dst, llvm::MaybeAlign(16), src, llvm::MaybeAlign(16), bytes);
+      const llvm::MaybeAlign align(ir::dtype_size(out_buf.dtype));
+      if (bytes > 0) b.CreateMemCpy(dst, align, src, align, bytes);
     };
     const auto elements = [&](const ir::Buffer& buf) { return product(buf.dims); };
     const auto axis_split = [&](const std::vector<std::int64_t>& dims, std::int64_t axis_attr) {
