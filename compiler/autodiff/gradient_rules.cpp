@@ -62,9 +62,11 @@ OperandGradients sigmoid_grad(const GradientCall& c) {
   return {op(c, "mul", {c.dy, op(c, "mul", {c.y, one_minus_y})})};
 }
 
-// Subgradient 0 at x = 0 (as PyTorch and TensorFlow do).
+// Subgradient 0 at x = 0 (as PyTorch and TensorFlow do). Tested on the output: y > 0 exactly
+// when x > 0 (a NaN x gives y = 0), and reading y rather than x leaves the pre-activation
+// with one reader, so a backend can fold bias and relu into the producing matmul.
 OperandGradients relu_grad(const GradientCall& c) {
-  const ValueId positive = op(c, "greater", {c.x(0), zero(c)});
+  const ValueId positive = op(c, "greater", {c.y, zero(c)});
   return {op(c, "select", {positive, c.dy, zero(c)})};
 }
 

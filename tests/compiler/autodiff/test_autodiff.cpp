@@ -97,7 +97,7 @@ TEST_CASE("broadcast operands get their gradient summed to their own shape", "[a
   CHECK(b.g.node(db).type.shape == ir::Shape{ir::Dim::of(4)});
 }
 
-TEST_CASE("relu's gradient is a select on x > 0", "[autodiff]") {
+TEST_CASE("relu's gradient is a select on relu(x) > 0", "[autodiff]") {
   Builder b;
   const ValueId w = b.param("w", {3});
   const ValueId r = b.op("relu", {w});
@@ -106,7 +106,7 @@ TEST_CASE("relu's gradient is a select on x > 0", "[autodiff]") {
   REQUIRE(b.op_of(dw) == "select");
   const ValueId cond = b.g.node(dw).operands[0];
   CHECK(b.op_of(cond) == "greater");
-  CHECK(b.g.node(cond).operands[0] == w);
+  CHECK(b.g.node(cond).operands[0] == r);  // the relu's output: y > 0 exactly when w > 0
 }
 
 TEST_CASE("the mean over the batch divides by the batch size at run time", "[autodiff]") {
