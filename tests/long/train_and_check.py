@@ -17,7 +17,8 @@ def main() -> int:
     run = pathlib.Path(work) / model.stem
     subprocess.run([kiln, "train", str(model), "--out", str(run)], check=True)
     result = subprocess.run([kiln, "eval", str(model), "--run", str(run)], check=True, capture_output=True, text=True)
-    metrics = json.loads(result.stdout)
+    # The first line is the metrics as JSON; a classifier's confusion matrix follows it.
+    metrics = json.loads(result.stdout.splitlines()[0])
     value = metrics[metric]
     ok = value >= floor
     print(f"{model.name}: {metric} = {value:.4f} (floor {floor})")
