@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs exactly the Debian packages Kiln needs that are missing (tools/setup/debian-packages.txt).
+# Installs exactly the Debian packages Kiln needs that are missing (tools/setup/debian-packages.txt,
+# or the package list given as the first argument: benchmarks/setup_peers.sh passes the peers').
 # Idempotent and silent when everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-mapfile -t wanted < <(grep -v '^\s*#' "$here/debian-packages.txt" | sed 's/\s*#.*//' | grep -v '^\s*$')
+list=${1:-$here/debian-packages.txt}
+mapfile -t wanted < <(grep -v '^\s*#' "$list" | sed 's/\s*#.*//' | grep -v '^\s*$')
 missing=()
 for pkg in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then

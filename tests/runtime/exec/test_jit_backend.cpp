@@ -1011,6 +1011,15 @@ TEST_CASE("every example model's training step agrees on the JIT and the referen
   CHECK(models == 6);
 }
 
+// The training step of an example model's (first) train block.
+autodiff::TrainingStep example_training_step(const std::string& file) {
+  auto c = sema::compile_file(testing::source_dir() / "models" / file, stdlib());
+  REQUIRE(!c->diags.has_errors());
+  autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
+  REQUIRE(step.ok());
+  return step;
+}
+
 TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", "[jit]") {
   // KILN_CPU=x86-64 makes the JIT compile for the baseline x86-64, which lacks AVX2 and FMA,
   // so the portable kernel bitcode is linked in instead of the AVX2 one.
@@ -1020,10 +1029,7 @@ TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", 
   } override_cpu;
   for (const char* name : {"fashion_mlp.kiln", "fashion_cnn.kiln"}) {
     INFO(name);
-    auto c = sema::compile_file(testing::source_dir() / "models" / name, stdlib());
-    REQUIRE(!c->diags.has_errors());
-    autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
-    REQUIRE(step.ok());
+    autodiff::TrainingStep step = example_training_step(name);
     // Gradients are compared rather than Adam's first update, which divides a gradient by
     // its own magnitude and so turns a last-bit difference in a near-zero gradient into a
     // different step.
@@ -1054,10 +1060,7 @@ TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-id
   // a run repeats bit for bit at a given thread count.
   for (const char* name : {"fashion_mlp.kiln", "fashion_cnn.kiln"}) {
     INFO(name);
-    auto c = sema::compile_file(testing::source_dir() / "models" / name, stdlib());
-    REQUIRE(!c->diags.has_errors());
-    autodiff::TrainingStep step = autodiff::build_training_step(c->trains.front());
-    REQUIRE(step.ok());
+    autodiff::TrainingStep step = example_training_step(name);
     const std::int64_t batch = std::string(name) == "fashion_cnn.kiln" ? 16 : 64;
     std::mt19937 rng(13);
     const auto feeds = model_feeds(step.graph, batch, rng);
