@@ -82,6 +82,35 @@ FusionPlan plan_fusion(ir::Program& p) {
     plan.epilogues[m] = e;
   }
 
+  // The gradient of a relu that feeds a max pool: select(greater(x, 0), max_pool2d_grad(x, dy),
+  // 0), with x the pool's input (relu's output), becomes the pool gradient's epilogue.
+  const auto zero_constant = [&](ir::BufferId b) {
+    const std::int32_t prod = plan.producer[b];
+    if (prod < 0) return false;
+    const ir::Instruction& c = p.instructions[static_cast<std::size_t>(prod)];
+    return op_name(c) == "constant" && p.buffers[b].dims.empty() && c.attrs.get_float("value", 1.0) == 0.0;
+  };
+  for (std::size_t m = 0; m < n; ++m) {
+    const ir::Instruction& pg = p.instructions[m];
+    if (op_name(pg) != "max_pool2d_grad" || p.buffers[pg.result].dtype != ir::DType::kF32) continue;
+    const auto j = private_to(pg.result);
+    if (!j || op_name(p.instructions[*j]) != "select") continue;
+    const ir::Instruction& sel = p.instructions[*j];
+    if (sel.operands[1] != pg.result || !zero_constant(sel.operands[2])) continue;
+    if (p.buffers[sel.result].dims != p.buffers[pg.result].dims) continue;
+    const auto k = private_to(sel.operands[0]);
+    const std::int32_t cmp = plan.producer[sel.operands[0]];
+    if (!k || *k != *j || cmp < 0) continue;
+    const ir::Instruction& gt = p.instructions[static_cast<std::size_t>(cmp)];
+    if (op_name(gt) != "greater" || gt.operands[0] != pg.operands[0] || !zero_constant(gt.operands[1])) continue;
+    plan.absorbed[*j] = true;
+    plan.absorbed[static_cast<std::size_t>(cmp)] = true;
+    dead.push_back(pg.result);
+    dead.push_back(gt.result);
+    p.buffers[sel.result].first = static_cast<std::uint32_t>(m);
+    plan.epilogues[m] = Epilogue{0, 2, sel.result};
+  }
+
   // A new parameter or state value lives in its assign's slot.
   for (std::size_t i = 0; i < n; ++i) {
     const ir::Instruction& inst = p.instructions[i];

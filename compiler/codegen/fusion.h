@@ -2,8 +2,9 @@
 // code. Two kinds: an elementwise instruction whose only reader is another elementwise
 // instruction of the same shape is computed inside that reader's loop ("inlined"); an
 // add of a row bias after a 2-D matmul, and a relu after that, become the matmul's
-// epilogue ("absorbed"). Planning extends the lifetimes of what a folded instruction
-// reads to where it now runs and re-plans the arena.
+// epilogue, and a relu gradient after a max-pool gradient (select(x > 0, g, 0) where x is
+// the pool's input) becomes the pool gradient's ("absorbed"). Planning extends the lifetimes of what a folded
+// instruction reads to where it now runs and re-plans the arena.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +27,8 @@ enum class OpClass : std::uint8_t {
 OpClass op_class(std::string_view op);
 
 struct Epilogue {
-  ir::BufferId bias = 0;
-  int act = 0;  // 0 none, 1 relu
+  ir::BufferId bias = 0;  // matmul only
+  int act = 0;            // 0 none, 1 relu (matmul), 2 keep only where the pool's maximum is > 0
   ir::BufferId target = 0;
 };
 

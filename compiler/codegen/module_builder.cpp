@@ -424,7 +424,7 @@ struct ModuleBuilder::Impl {
     }
     b.CreateRetVoid();
     report.epilogues = 0;
-    for (const auto& [_, e] : s.plan.epilogues) report.epilogues += e.act == 1 ? 2 : 1;
+    for (const auto& [_, e] : s.plan.epilogues) report.epilogues += e.act == 0 ? 1 : 2;
     entries.push_back(entry);
     return report;
   }
@@ -976,7 +976,15 @@ struct ModuleBuilder::Impl {
       llvm::Value* geo = i64_array({g.n, g.h, g.w, g.c, g.size, g.stride, g.oh, g.ow, g.pad_top, g.pad_left});
       std::vector<llvm::Value*> args{geo};
       for (std::size_t k = 0; k < inst.operands.size(); ++k) args.push_back(in(k));
-      args.push_back(out());
+      if (op == "max_pool2d_grad") {
+        // A folded relu gradient (see fusion.h) writes the select's result.
+        const auto it = s.plan.epilogues.find(i);
+        args.push_back(it != s.plan.epilogues.end() ? address(b, f, s, it->second.target) : out());
+        args.push_back(i32c(it != s.plan.epilogues.end() ? 1 : 0));
+      } else {
+        args.push_back(out());
+      }
+      args.push_back(i32c(threads));
       return call(std::string("kiln_k_") + std::string(op), args);
     }
     if (op == "sgd_update") {

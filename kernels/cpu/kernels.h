@@ -58,10 +58,13 @@ struct kiln_pool_geometry {
   std::int64_t size, stride;  // stride resolved (never 0)
   std::int64_t oh, ow, pad_top, pad_left;
 };
-void kiln_k_max_pool2d(const kiln_pool_geometry* g, const float* x, float* y);
-void kiln_k_avg_pool2d(const kiln_pool_geometry* g, const float* x, float* y);
-void kiln_k_max_pool2d_grad(const kiln_pool_geometry* g, const float* x, const float* dy, float* dx);
-void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* g, const float* dy, float* dx);
+// `threads` >= 1 splits the images. positive_only != 0: a window's gradient reaches its
+// maximum only when that maximum is > 0 (the gradient of a relu feeding the pool, folded in).
+void kiln_k_max_pool2d(const kiln_pool_geometry* g, const float* x, float* y, int threads);
+void kiln_k_avg_pool2d(const kiln_pool_geometry* g, const float* x, float* y, int threads);
+void kiln_k_max_pool2d_grad(const kiln_pool_geometry* g, const float* x, const float* dy, float* dx, int positive_only,
+                            int threads);
+void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* g, const float* dy, float* dx, int threads);
 
 // ---- Softmax family: x viewed as [outer, axis, inner] ---------------------------------------
 void kiln_k_softmax(const float* x, std::int64_t outer, std::int64_t axis, std::int64_t inner, float* y);

@@ -2,6 +2,12 @@
 // clipped to the input (padding takes no part); the channel loop is innermost, so every
 // step is a contiguous, vectorisable row of C floats. Ties and NaNs as the reference: the
 // first maximum in row-major window order wins, and a NaN counts as the maximum.
+//
+// Tasks own whole images. A gradient zeroes one image of dx and scatters into it at once,
+// while it is in cache. max_pool2d_grad can also apply the gradient of a relu that feeds
+// the pool (the code generator folds select(x > 0, max_pool2d_grad(x, dy), 0) into it):
+// a window's gradient goes to its maximum only when that maximum is > 0, which is exactly
+// what the select would keep.
 #include <cmath>
 #include <limits>
 
@@ -25,13 +31,47 @@ Window window_of(const kiln_pool_geometry& g, Index oy, Index ox) {
   return win;
 }
 
-// Calls visit(window, y_offset, image_offset) for every output pixel (offsets in floats).
+// Calls visit(window, y_offset, image_offset) for every output pixel of image b (offsets in
+// floats).
 template <typename Visit>
-void for_each_pixel(const kiln_pool_geometry& g, Visit&& visit) {
-  for (Index b = 0; b < g.n; ++b)
-    for (Index oy = 0; oy < g.oh; ++oy)
-      for (Index ox = 0; ox < g.ow; ++ox)
-        visit(window_of(g, oy, ox), ((b * g.oh + oy) * g.ow + ox) * g.c, b * g.h * g.w * g.c);
+void for_each_pixel(const kiln_pool_geometry& g, Index b, Visit&& visit) {
+  for (Index oy = 0; oy < g.oh; ++oy)
+    for (Index ox = 0; ox < g.ow; ++ox)
+      visit(window_of(g, oy, ox), ((b * g.oh + oy) * g.ow + ox) * g.c, b * g.h * g.w * g.c);
+}
+
+// Element visits per task below which another thread is not worth waking.
+constexpr Index kPoolGrain = Index{1} << 15;
+
+struct PoolCall {
+  const kiln_pool_geometry* g;
+  const float* x;
+  const float* dy;
+  float* out;
+  int positive_only;
+  Index tasks;
+};
+
+using ImageFn = void (*)(const PoolCall&, Index image);
+
+// Runs per_image over every image, the images split evenly over the useful tasks.
+template <ImageFn per_image>
+void run_images(const kiln_pool_geometry& g, const float* x, const float* dy, float* out, int positive_only,
+                int threads) {
+  const Index work = g.n * (g.h * g.w + g.oh * g.ow) * g.c;
+  PoolCall call{&g, x, dy, out, positive_only, min_index(useful_tasks(work, kPoolGrain, threads), g.n)};
+  if (call.tasks <= 1) {
+    for (Index b = 0; b < g.n; ++b) per_image(call, b);
+    return;
+  }
+  kiln_parallel_for(
+      call.tasks,
+      [](void* ctx, Index task) {
+        const PoolCall& c = *static_cast<const PoolCall*>(ctx);
+        const Range images = split_range(c.g->n, c.tasks, task);
+        for (Index b = images.begin; b < images.end; ++b) per_image(c, b);
+      },
+      &call);
 }
 
 inline bool beats(float v, float best) {
@@ -45,98 +85,114 @@ constexpr Index kChannelChunk = 64;
 
 extern "C" {
 
-void kiln_k_max_pool2d(const kiln_pool_geometry* gp, const float* x, float* y) {
+void kiln_k_max_pool2d(const kiln_pool_geometry* gp, const float* x, float* y, int threads) {
   using namespace kiln::cpu;
-  const kiln_pool_geometry& g = *gp;
-  const Index c = g.c;
-  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
-    float* out = y + yo;
-    if (win.taps() == 0) {
-      for (Index ch = 0; ch < c; ++ch) out[ch] = std::numeric_limits<float>::lowest();
-      return;
-    }
-    const float* first = x + image + (win.y0 * g.w + win.x0) * c;
-    for (Index ch = 0; ch < c; ++ch) out[ch] = first[ch];
-    for (Index iy = win.y0; iy < win.y1; ++iy)
-      for (Index ix = win.x0; ix < win.x1; ++ix) {
-        if (iy == win.y0 && ix == win.x0) continue;
-        const float* src = x + image + (iy * g.w + ix) * c;
-        for (Index ch = 0; ch < c; ++ch) {
-          const float v = src[ch], best = out[ch];
-          out[ch] = beats(v, best) ? v : best;
-        }
+  run_images<[](const PoolCall& call, Index b) {
+    const kiln_pool_geometry& g = *call.g;
+    const Index c = g.c;
+    for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
+      float* out = call.out + yo;
+      if (win.taps() == 0) {
+        for (Index ch = 0; ch < c; ++ch) out[ch] = std::numeric_limits<float>::lowest();
+        return;
       }
-  });
-}
-
-void kiln_k_avg_pool2d(const kiln_pool_geometry* gp, const float* x, float* y) {
-  using namespace kiln::cpu;
-  const kiln_pool_geometry& g = *gp;
-  const Index c = g.c;
-  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
-    float* out = y + yo;
-    for (Index ch = 0; ch < c; ++ch) out[ch] = 0.0f;
-    for (Index iy = win.y0; iy < win.y1; ++iy)
-      for (Index ix = win.x0; ix < win.x1; ++ix) {
-        const float* src = x + image + (iy * g.w + ix) * c;
-        for (Index ch = 0; ch < c; ++ch) out[ch] += src[ch];
-      }
-    const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
-    for (Index ch = 0; ch < c; ++ch) out[ch] *= scale;
-  });
-}
-
-void kiln_k_max_pool2d_grad(const kiln_pool_geometry* gp, const float* x, const float* dy, float* dx) {
-  using namespace kiln::cpu;
-  const kiln_pool_geometry& g = *gp;
-  const Index c = g.c;
-  const Index total = g.n * g.h * g.w * c;
-  for (Index e = 0; e < total; ++e) dx[e] = 0.0f;
-  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
-    if (win.taps() == 0) return;
-    for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
-      const Index width = min_index(kChannelChunk, c - c0);
-      float best[kChannelChunk];
-      Index where[kChannelChunk];  // pixel offset (iy * w + ix) of the maximum
-      const Index first_pixel = win.y0 * g.w + win.x0;
-      const float* first = x + image + first_pixel * c + c0;
-      for (Index ch = 0; ch < width; ++ch) {
-        best[ch] = first[ch];
-        where[ch] = first_pixel;
-      }
+      const float* first = call.x + image + (win.y0 * g.w + win.x0) * c;
+      for (Index ch = 0; ch < c; ++ch) out[ch] = first[ch];
       for (Index iy = win.y0; iy < win.y1; ++iy)
         for (Index ix = win.x0; ix < win.x1; ++ix) {
-          const Index pixel = iy * g.w + ix;
-          if (pixel == first_pixel) continue;
-          const float* src = x + image + pixel * c + c0;
-          for (Index ch = 0; ch < width; ++ch) {
-            const bool better = beats(src[ch], best[ch]);
-            best[ch] = better ? src[ch] : best[ch];
-            where[ch] = better ? pixel : where[ch];
+          if (iy == win.y0 && ix == win.x0) continue;
+          const float* src = call.x + image + (iy * g.w + ix) * c;
+          for (Index ch = 0; ch < c; ++ch) {
+            const float v = src[ch], best = out[ch];
+            out[ch] = beats(v, best) ? v : best;
           }
         }
-      const float* grad = dy + yo + c0;
-      float* out = dx + image + c0;
-      for (Index ch = 0; ch < width; ++ch) out[where[ch] * c + ch] += grad[ch];
-    }
-  });
+    });
+  }>(*gp, x, nullptr, y, 0, threads);
 }
 
-void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* gp, const float* dy, float* dx) {
+void kiln_k_avg_pool2d(const kiln_pool_geometry* gp, const float* x, float* y, int threads) {
   using namespace kiln::cpu;
-  const kiln_pool_geometry& g = *gp;
-  const Index c = g.c;
-  const Index total = g.n * g.h * g.w * c;
-  for (Index e = 0; e < total; ++e) dx[e] = 0.0f;
-  for_each_pixel(g, [&](const Window& win, Index yo, Index image) {
-    const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
-    const float* grad = dy + yo;
-    for (Index iy = win.y0; iy < win.y1; ++iy)
-      for (Index ix = win.x0; ix < win.x1; ++ix) {
-        float* out = dx + image + (iy * g.w + ix) * c;
-        for (Index ch = 0; ch < c; ++ch) out[ch] += grad[ch] * scale;
+  run_images<[](const PoolCall& call, Index b) {
+    const kiln_pool_geometry& g = *call.g;
+    const Index c = g.c;
+    for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
+      float* out = call.out + yo;
+      for (Index ch = 0; ch < c; ++ch) out[ch] = 0.0f;
+      for (Index iy = win.y0; iy < win.y1; ++iy)
+        for (Index ix = win.x0; ix < win.x1; ++ix) {
+          const float* src = call.x + image + (iy * g.w + ix) * c;
+          for (Index ch = 0; ch < c; ++ch) out[ch] += src[ch];
+        }
+      const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
+      for (Index ch = 0; ch < c; ++ch) out[ch] *= scale;
+    });
+  }>(*gp, x, nullptr, y, 0, threads);
+}
+
+void kiln_k_max_pool2d_grad(const kiln_pool_geometry* gp, const float* x, const float* dy, float* dx, int positive_only,
+                            int threads) {
+  using namespace kiln::cpu;
+  run_images<[](const PoolCall& call, Index b) {
+    const kiln_pool_geometry& g = *call.g;
+    const Index c = g.c;
+    const Index plane = g.h * g.w * c;
+    float* image_dx = call.out + b * plane;
+    for (Index e = 0; e < plane; ++e) image_dx[e] = 0.0f;
+    for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
+      if (win.taps() == 0) return;
+      for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
+        const Index width = min_index(kChannelChunk, c - c0);
+        float best[kChannelChunk];
+        Index where[kChannelChunk];  // pixel offset (iy * w + ix) of the maximum
+        const Index first_pixel = win.y0 * g.w + win.x0;
+        const float* first = call.x + image + first_pixel * c + c0;
+        for (Index ch = 0; ch < width; ++ch) {
+          best[ch] = first[ch];
+          where[ch] = first_pixel;
+        }
+        for (Index iy = win.y0; iy < win.y1; ++iy)
+          for (Index ix = win.x0; ix < win.x1; ++ix) {
+            const Index pixel = iy * g.w + ix;
+            if (pixel == first_pixel) continue;
+            const float* src = call.x + image + pixel * c + c0;
+            for (Index ch = 0; ch < width; ++ch) {
+              const bool better = beats(src[ch], best[ch]);
+              best[ch] = better ? src[ch] : best[ch];
+              where[ch] = better ? pixel : where[ch];
+            }
+          }
+        const float* grad = call.dy + yo + c0;
+        float* out = image_dx + c0;
+        if (call.positive_only != 0) {
+          for (Index ch = 0; ch < width; ++ch)
+            if (best[ch] > 0.0f) out[where[ch] * c + ch] += grad[ch];
+        } else {
+          for (Index ch = 0; ch < width; ++ch) out[where[ch] * c + ch] += grad[ch];
+        }
       }
-  });
+    });
+  }>(*gp, x, dy, dx, positive_only, threads);
+}
+
+void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* gp, const float* dy, float* dx, int threads) {
+  using namespace kiln::cpu;
+  run_images<[](const PoolCall& call, Index b) {
+    const kiln_pool_geometry& g = *call.g;
+    const Index c = g.c;
+    const Index plane = g.h * g.w * c;
+    float* image_dx = call.out + b * plane;
+    for (Index e = 0; e < plane; ++e) image_dx[e] = 0.0f;
+    for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
+      const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
+      const float* grad = call.dy + yo;
+      for (Index iy = win.y0; iy < win.y1; ++iy)
+        for (Index ix = win.x0; ix < win.x1; ++ix) {
+          float* out = call.out + image + (iy * g.w + ix) * c;
+          for (Index ch = 0; ch < c; ++ch) out[ch] += grad[ch] * scale;
+        }
+    });
+  }>(*gp, nullptr, dy, dx, 0, threads);
 }
 
 }  // extern "C"

@@ -378,20 +378,28 @@ TEST_CASE("kiln_k pooling matches the reference, ties and NaN included", "[cpu_k
     if (xs > 10)
       x[xs / 2] = std::numeric_limits<float>::quiet_NaN(), x[xs / 5] = -std::numeric_limits<float>::infinity();
     const Floats dy = random_floats(ys, rng);
-    Floats got(ys), want(ys);
-    kiln_k_max_pool2d(&cg, x.data(), got.data());
-    ref::max_pool2d(g, x.data(), want.data());
-    check_exact(got, want);
-    kiln_k_avg_pool2d(&cg, x.data(), got.data());
-    ref::avg_pool2d(g, x.data(), want.data());
-    check_relative(got, want, 1e-6, 1e-6);
-    Floats dx(xs), dx_want(xs);
-    kiln_k_max_pool2d_grad(&cg, x.data(), dy.data(), dx.data());
-    ref::max_pool2d_grad(g, x.data(), dy.data(), dx_want.data());
-    check_relative(dx, dx_want, 1e-5, 1e-6);
-    kiln_k_avg_pool2d_grad(&cg, dy.data(), dx.data());
-    ref::avg_pool2d_grad(g, dy.data(), dx_want.data());
-    check_relative(dx, dx_want, 1e-5, 1e-6);
+    for (int threads : {1, 2, 3}) {
+      INFO("threads=" << threads);
+      Floats got(ys), want(ys);
+      kiln_k_max_pool2d(&cg, x.data(), got.data(), threads);
+      ref::max_pool2d(g, x.data(), want.data());
+      check_exact(got, want);
+      kiln_k_avg_pool2d(&cg, x.data(), got.data(), threads);
+      ref::avg_pool2d(g, x.data(), want.data());
+      check_relative(got, want, 1e-6, 1e-6);
+      Floats dx(xs, 7.0f), dx_want(xs);  // stale values in dx must not survive
+      kiln_k_max_pool2d_grad(&cg, x.data(), dy.data(), dx.data(), 0, threads);
+      ref::max_pool2d_grad(g, x.data(), dy.data(), dx_want.data());
+      check_relative(dx, dx_want, 1e-5, 1e-6);
+      // With a relu's gradient folded in: the select the code generator replaces.
+      kiln_k_max_pool2d_grad(&cg, x.data(), dy.data(), dx.data(), 1, threads);
+      for (std::size_t e = 0; e < xs; ++e) dx_want[e] = x[e] > 0.0f ? dx_want[e] : 0.0f;
+      check_relative(dx, dx_want, 1e-5, 1e-6);
+      std::fill(dx.begin(), dx.end(), 7.0f);
+      kiln_k_avg_pool2d_grad(&cg, dy.data(), dx.data(), threads);
+      ref::avg_pool2d_grad(g, dy.data(), dx_want.data());
+      check_relative(dx, dx_want, 1e-5, 1e-6);
+    }
   }
 }
 

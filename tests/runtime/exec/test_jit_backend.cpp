@@ -37,6 +37,7 @@
 #include "compiler/autodiff/emitter.h"
 #include "compiler/autodiff/optimizer.h"
 #include "compiler/codegen/codegen.h"
+#include "compiler/codegen/fusion.h"
 #include "compiler/ir/program.h"
 #include "compiler/sema/sema.h"
 #include "kernels/cpu/kernels.h"
@@ -1052,6 +1053,32 @@ TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", 
     REQUIRE(got.size() == want.size());
     for (const auto& [out, expected] : want) compare("output " + out, got.at(out), expected, tolerant(784));
   }
+}
+
+TEST_CASE("a relu's gradient after a max-pool's gradient is folded into the pool gradient", "[jit]") {
+  // fashion_cnn has relu -> max_pool twice; each backward pass computes
+  // select(c > 0, max_pool2d_grad(c, dy), 0), which becomes the pool gradient's epilogue
+  // (the agreement with the reference is checked by the example-model tests above).
+  autodiff::TrainingStep step = example_training_step("fashion_cnn.kiln");
+  ir::Program program = ir::lower_to_program(step.graph, 4);
+  const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+  int pool_epilogues = 0;
+  for (const auto& [at, e] : plan.epilogues) {
+    if (e.act != 2) continue;
+    ++pool_epilogues;
+    CHECK(ir::core_ops().get(program.instructions[at].op).name == "max_pool2d_grad");
+    CHECK(program.buffers[e.target].dims == program.buffers[program.instructions[at].result].dims);
+  }
+  CHECK(pool_epilogues == 2);
+  // No select over an image tensor is left (the dense layer's relu gradient, 2-D, stays).
+  int image_selects = 0;
+  for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+    const ir::Instruction& inst = program.instructions[i];
+    if (ir::core_ops().get(inst.op).name == "select" && !plan.absorbed[i] &&
+        program.buffers[inst.result].dims.size() == 4)
+      ++image_selects;
+  }
+  CHECK(image_selects == 0);
 }
 
 TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-identical results", "[jit]") {
