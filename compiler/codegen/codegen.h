@@ -51,6 +51,10 @@ struct CodegenOptions {
   // Define kiln_parallel_for in the module as a serial loop (artifacts carry no runtime);
   // otherwise the host provides it.
   bool serial_parallel_for = false;
+  // emit_object with threads > 1: the object calls the host's parallel-for under this name
+  // (an artifact's runtime defines NAME_parallel_for, so two artifacts can share a program).
+  // Empty: the object runs serially whatever `threads` says.
+  std::string parallel_for_name;
   std::string cpu;       // target CPU; empty: the host's
   std::string features;  // target features; empty: the host's
   // Call kiln_profile_mark(state, instruction index) after every emitted instruction (and

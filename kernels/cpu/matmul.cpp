@@ -83,53 +83,87 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
 // A few rows (batch-1 inference, the last layers' tiny products): packing B would cost more
 // than the product, so stream B once per row. Non-transposed B: 64 columns of C in
 // registers, one row of B at a time; transposed B: a dot product per element with eight
-// partial sums. Both vectorise without reassociating the caller's sums across k.
+// partial sums. Both vectorise without reassociating the caller's sums across k. With more
+// than one task, each task takes a range of 64-column chunks (the weights of a batch-1
+// layer are read once, so two cores read half each).
 constexpr Index kSmallRows = 4;
+constexpr Index kSmallChunk = 64;
 
-void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c) {
+// Columns [n0, n1) of row i.
+void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, Index i, Index n0, Index n1) {
   const Index lda = p.trans_a ? p.m : p.k;
-  for (Index i = 0; i < p.m; ++i) {
-    const auto a_at = [&](Index kk) { return p.trans_a ? a[kk * lda + i] : a[i * lda + kk]; };
-    float* row = c + i * p.n;
-    if (!p.trans_b) {
-      Index j0 = 0;
-      for (; j0 + 64 <= p.n; j0 += 64) {  // a constant width: the accumulators stay in registers
-        float acc[64] = {};
-        for (Index kk = 0; kk < p.k; ++kk) {
-          const float av = a_at(kk);
-          const float* brow = b + kk * p.n + j0;
-          for (Index j = 0; j < 64; ++j) acc[j] += av * brow[j];
-        }
-        for (Index j = 0; j < 64; ++j) row[j0 + j] = acc[j];
+  const auto a_at = [&](Index kk) { return p.trans_a ? a[kk * lda + i] : a[i * lda + kk]; };
+  float* row = c + i * p.n;
+  if (!p.trans_b) {
+    Index j0 = n0;
+    for (; j0 + kSmallChunk <= n1; j0 += kSmallChunk) {  // a constant width: the accumulators stay in registers
+      float acc[kSmallChunk] = {};
+      for (Index kk = 0; kk < p.k; ++kk) {
+        const float av = a_at(kk);
+        const float* brow = b + kk * p.n + j0;
+        for (Index j = 0; j < kSmallChunk; ++j) acc[j] += av * brow[j];
       }
-      for (; j0 + 16 <= p.n; j0 += 16) {
-        float acc[16] = {};
-        for (Index kk = 0; kk < p.k; ++kk) {
-          const float av = a_at(kk);
-          const float* brow = b + kk * p.n + j0;
-          for (Index j = 0; j < 16; ++j) acc[j] += av * brow[j];
-        }
-        for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
+      for (Index j = 0; j < kSmallChunk; ++j) row[j0 + j] = acc[j];
+    }
+    for (; j0 + 16 <= n1; j0 += 16) {
+      float acc[16] = {};
+      for (Index kk = 0; kk < p.k; ++kk) {
+        const float av = a_at(kk);
+        const float* brow = b + kk * p.n + j0;
+        for (Index j = 0; j < 16; ++j) acc[j] += av * brow[j];
       }
-      for (; j0 < p.n; ++j0) {  // the last few columns, one at a time
-        float sum = 0;
-        for (Index kk = 0; kk < p.k; ++kk) sum += a_at(kk) * b[kk * p.n + j0];
-        row[j0] = sum;
+      for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
+    }
+    if (j0 < n1) {  // the last few columns: one partial row of B at a time, 16 lanes wide
+      const Index rest = n1 - j0;
+      float acc[16] = {};
+      for (Index kk = 0; kk < p.k; ++kk) {
+        const float av = a_at(kk);
+        const float* brow = b + kk * p.n + j0;
+        for (Index j = 0; j < rest; ++j) acc[j] += av * brow[j];
       }
-    } else {
-      for (Index j = 0; j < p.n; ++j) {
-        const float* bcol = b + j * p.k;
-        float part[8] = {};
-        Index kk = 0;
-        for (; kk + 8 <= p.k; kk += 8)
-          for (Index l = 0; l < 8; ++l) part[l] += a_at(kk + l) * bcol[kk + l];
-        float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-        for (; kk < p.k; ++kk) sum += a_at(kk) * bcol[kk];
-        row[j] = sum;
-      }
+      for (Index j = 0; j < rest; ++j) row[j0 + j] = acc[j];
+    }
+  } else {
+    for (Index j = n0; j < n1; ++j) {
+      const float* bcol = b + j * p.k;
+      float part[8] = {};
+      Index kk = 0;
+      for (; kk + 8 <= p.k; kk += 8)
+        for (Index l = 0; l < 8; ++l) part[l] += a_at(kk + l) * bcol[kk + l];
+      float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      for (; kk < p.k; ++kk) sum += a_at(kk) * bcol[kk];
+      row[j] = sum;
     }
   }
-  epilogue(c, p.n, p.m, p.n, p.bias, p.act);
+  float* out = row + n0;
+  epilogue(out, p.n, 1, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act);
+}
+
+struct SmallPlan {
+  const MatmulPlan* p;
+  const float* a;
+  const float* b;
+  float* c;
+  Index tasks;
+};
+
+void small_rows_task(void* ctx, Index task) {
+  const SmallPlan& s = *static_cast<const SmallPlan*>(ctx);
+  const Range chunks = split_range(ceil_div(s.p->n, kSmallChunk), s.tasks, task);
+  const Index n0 = min_index(s.p->n, chunks.begin * kSmallChunk), n1 = min_index(s.p->n, chunks.end * kSmallChunk);
+  for (Index i = 0; i < s.p->m; ++i)
+    if (n0 < n1) small_row(*s.p, s.a, s.b, s.c, i, n0, n1);
+}
+
+void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c, int threads) {
+  const Index chunks = ceil_div(p.n, kSmallChunk);
+  SmallPlan s{&p, a, b, c, min_index(useful_tasks(p.m * p.n * p.k, kMatmulGrain, threads), chunks)};
+  if (s.tasks <= 1) {
+    small_rows_task(&s, 0);
+    return;
+  }
+  kiln_parallel_for(s.tasks, small_rows_task, &s);
 }
 
 void run_task(void* ctx, Index task) {
@@ -170,7 +204,7 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
 
   if (m <= kSmallRows) {
     for (Index item = 0; item < batch; ++item)
-      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n);
+      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n, threads);
     return;
   }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);

@@ -123,6 +123,58 @@ int main(int argc, char** argv) {
 """
 
 
+# Two threads, each with its own context, predict the same 20 rows 2,000 times at once (batch
+# 1 and batch 8 alternately) and check every result against a first serial pass bit for bit.
+CONCURRENT_PROGRAM = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fashion_mlp.h"
+
+static float rows[20 * FASHION_MLP_INPUT_WIDTH], want[20 * FASHION_MLP_OUTPUT_WIDTH];
+static float want8[12][8 * FASHION_MLP_OUTPUT_WIDTH]; /* batch 8 from row i (sums in another order than batch 1) */
+static int bad[2];
+
+static void* worker(void* arg) {
+  int id = (int)(long)arg;
+  void* ws = aligned_alloc(64, (FASHION_MLP_WORKSPACE_BYTES + 63) / 64 * 64);
+  fashion_mlp_ctx ctx;
+  float out[8 * FASHION_MLP_OUTPUT_WIDTH];
+  if (ws == NULL || fashion_mlp_init(&ctx, ws, NULL) != 0) { bad[id] = -1; return NULL; }
+  for (int it = 0; it < 2000; ++it) {
+    int first = (it * 7 + id) % 12, n = it % 2 ? 8 : 1;
+    if (fashion_mlp_predict(&ctx, rows + first * FASHION_MLP_INPUT_WIDTH, (size_t)n, out) != 0) ++bad[id];
+    const float* expect = n == 1 ? want + first * FASHION_MLP_OUTPUT_WIDTH : want8[first];
+    if (memcmp(out, expect, sizeof(float) * n * FASHION_MLP_OUTPUT_WIDTH) != 0) ++bad[id];
+  }
+  free(ws);
+  return NULL;
+}
+
+int main(int argc, char** argv) {
+  FILE* f = fopen(argv[1], "rb");
+  if (f == NULL || fread(rows, sizeof rows, 1, f) != 1) return 2;
+  fclose(f);
+  void* ws = aligned_alloc(64, (FASHION_MLP_WORKSPACE_BYTES + 63) / 64 * 64);
+  fashion_mlp_ctx ctx;
+  if (ws == NULL || fashion_mlp_init(&ctx, ws, NULL) != 0) return 3;
+  for (int r = 0; r < 20; ++r)
+    if (fashion_mlp_predict(&ctx, rows + r * FASHION_MLP_INPUT_WIDTH, 1, want + r * FASHION_MLP_OUTPUT_WIDTH)) return 4;
+  for (int r = 0; r < 12; ++r)
+    if (fashion_mlp_predict(&ctx, rows + r * FASHION_MLP_INPUT_WIDTH, 8, want8[r])) return 4;
+  pthread_t t[2];
+  for (long i = 0; i < 2; ++i) pthread_create(&t[i], NULL, worker, (void*)i);
+  for (int i = 0; i < 2; ++i) pthread_join(t[i], NULL);
+  printf("%s %d %d", bad[0] == 0 && bad[1] == 0 ? "ok" : "FAILED", bad[0], bad[1]);
+  for (int j = 0; j < 20 * FASHION_MLP_OUTPUT_WIDTH; ++j) printf(" %a", want[j]);
+  for (int j = 0; j < 8 * FASHION_MLP_OUTPUT_WIDTH; ++j) printf(" %a", want8[11][j]);
+  printf("\n");
+  return 0;
+}
+"""
+
+
 def main() -> int:
     kiln = str(pathlib.Path(sys.argv[1]).resolve())
     src = pathlib.Path(sys.argv[2]).resolve()
@@ -294,6 +346,34 @@ def main() -> int:
             agree = len(got) == 20 and all(
                 all(close(float(a), float(b)) for a, b in zip(got[k][:10], want[k][:10])) for k in got)
             check(agree, "fashion_mlp: pixel records through the executable agree with kiln predict")
+
+            # --threads 2: one predict call uses a worker thread of the library. Its outputs are
+            # bit-identical to the serial artifact's (each output element has one owner and the
+            # same summation order), also when two threads predict at once on two contexts
+            # (one of them then finds the pool busy and runs serially).
+            tart = tmp / "mlp_threads"
+            run([kiln, "build", mlp, "--run", str(tmp / "mlp_run"), "-o", str(tart), "--max-batch", "8", "--threads",
+                 "2"], env)
+            check("#define FASHION_MLP_THREADS 2" in (tart / "fashion_mlp.h").read_text(), "the header says 2 threads")
+            d = run(["readelf", "-d", str(tart / "libfashion_mlp.so")], env).stdout
+            needed = [l.split("[")[1].split("]")[0] for l in d.splitlines() if "(NEEDED)" in l]
+            check(all(n.startswith(allowed) for n in needed), f"threaded libfashion_mlp.so needs only libc/libm: {needed}")
+            threaded = run([str(tart / "fashion_mlp"), str(tmp / "images.jsonl")], env).stdout
+            serial = run([str(tmp / "mlp" / "fashion_mlp"), str(tmp / "images.jsonl")], env).stdout
+            check(threaded == serial and len(serial.splitlines()) == 21,
+                  "fashion_mlp --threads 2: the executable's output is identical to the serial artifact's")
+            pixels = tmp / "pixels.f32"
+            with pixels.open("wb") as out:
+                import struct
+                for i in range(20):
+                    out.write(struct.pack("784f", *[v / 255.0 for v in raw[16 + 784 * i:16 + 784 * (i + 1)]]))
+            (tmp / "concurrent.c").write_text(CONCURRENT_PROGRAM)
+            for lib, exe in ((tmp / "mlp", "serial_user"), (tart, "threaded_user")):
+                run([cc, "-O2", "-pthread", "-I", str(lib), "-o", str(tmp / exe), str(tmp / "concurrent.c"),
+                     str(lib / "libfashion_mlp.a"), "-lm"], env)
+            a = run([str(tmp / "serial_user"), str(pixels)], env).stdout
+            b = run([str(tmp / "threaded_user"), str(pixels)], env).stdout
+            check(a == b and a.startswith("ok"), f"two threads predicting at once: {b.strip()[:80]} == {a.strip()[:80]}")
         else:
             print("skip fashion_mlp: dataset-fashion-mnist is not installed")
     print(f"{len(failures)} failed")

@@ -17,6 +17,7 @@ struct BuildArgs {
   std::int64_t max_batch = 64;
   std::string weights = "embedded";  // embedded | file
   bool no_smoke = false;             // skip running the smoke test at the end
+  int threads = 1;                   // threads one predict call may use (its caller's included)
 };
 
 // Adds `build` to `app`; returns the subcommand.
