@@ -4,10 +4,10 @@
 // first maximum in row-major window order wins, and a NaN counts as the maximum.
 //
 // Tasks own whole images. A gradient zeroes one image of dx and scatters into it at once,
-// while it is in cache. max_pool2d_grad can also apply the gradient of a relu that feeds
-// the pool (the code generator folds select(x > 0, max_pool2d_grad(x, dy), 0) into it):
-// a window's gradient goes to its maximum only when that maximum is > 0, which is exactly
-// what the select would keep.
+// while it is in cache; when the windows tile the input exactly (2x2 at stride 2 over an even
+// image), max_pool2d_grad writes each element of dx once instead. max_pool2d_grad can also apply the gradient of a relu
+// that feeds the pool (the code generator folds select(x > 0, max_pool2d_grad(x, dy), 0) into it): a window's gradient
+// goes to its maximum only when that maximum is > 0, which is exactly what the select would keep.
 #include <cmath>
 #include <limits>
 
@@ -80,6 +80,50 @@ inline bool beats(float v, float best) {
 
 constexpr Index kChannelChunk = 64;
 
+// Windows of size x size at stride `size`, no padding, covering the input exactly (the usual
+// 2x2 pool over an even image): every input element is in exactly one window, so the
+// gradient is written once, element by element, with no zeroing pass and no scatter.
+bool tiles_exactly(const kiln_pool_geometry& g) {
+  return g.stride == g.size && g.pad_top == 0 && g.pad_left == 0 && g.oh * g.size == g.h && g.ow * g.size == g.w &&
+         g.size <= 4;
+}
+
+void max_pool_grad_tiled(const PoolCall& call, Index b) {
+  const kiln_pool_geometry& g = *call.g;
+  const Index c = g.c, size = g.size;
+  const Index image = b * g.h * g.w * c;
+  for (Index oy = 0; oy < g.oh; ++oy)
+    for (Index ox = 0; ox < g.ow; ++ox) {
+      const float* grad = call.dy + ((b * g.oh + oy) * g.ow + ox) * c;
+      const Index first_pixel = oy * size * g.w + ox * size;
+      for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
+        const Index width = min_index(kChannelChunk, c - c0);
+        float best[kChannelChunk];
+        Index where[kChannelChunk];  // tap (row-major in the window) of the maximum
+        const float* first = call.x + image + first_pixel * c + c0;
+        for (Index ch = 0; ch < width; ++ch) {
+          best[ch] = first[ch];
+          where[ch] = 0;
+        }
+        for (Index tap = 1; tap < size * size; ++tap) {
+          const float* src = call.x + image + (first_pixel + (tap / size) * g.w + tap % size) * c + c0;
+          for (Index ch = 0; ch < width; ++ch) {
+            const bool better = beats(src[ch], best[ch]);
+            best[ch] = better ? src[ch] : best[ch];
+            where[ch] = better ? tap : where[ch];
+          }
+        }
+        float kept[kChannelChunk];
+        for (Index ch = 0; ch < width; ++ch)
+          kept[ch] = call.positive_only != 0 && !(best[ch] > 0.0f) ? 0.0f : grad[c0 + ch];
+        for (Index tap = 0; tap < size * size; ++tap) {
+          float* out = call.out + image + (first_pixel + (tap / size) * g.w + tap % size) * c + c0;
+          for (Index ch = 0; ch < width; ++ch) out[ch] = where[ch] == tap ? kept[ch] : 0.0f;
+        }
+      }
+    }
+}
+
 }  // namespace
 }  // namespace kiln::cpu
 
@@ -133,6 +177,10 @@ void kiln_k_avg_pool2d(const kiln_pool_geometry* gp, const float* x, float* y, i
 void kiln_k_max_pool2d_grad(const kiln_pool_geometry* gp, const float* x, const float* dy, float* dx, int positive_only,
                             int threads) {
   using namespace kiln::cpu;
+  if (tiles_exactly(*gp)) {
+    run_images<max_pool_grad_tiled>(*gp, x, dy, dx, positive_only, threads);
+    return;
+  }
   run_images<[](const PoolCall& call, Index b) {
     const kiln_pool_geometry& g = *call.g;
     const Index c = g.c;
