@@ -4,6 +4,7 @@
 // The micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
 // packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
 // slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
+// A B of at most 1 MB is packed by the first micro-tile of each sliver as it runs.
 // Without AVX2+FMA at compile time the same blocking runs a portable scalar micro-kernel.
 #include "kernels/cpu/gemm.h"
 
@@ -28,6 +29,12 @@ constexpr Index kKc = 256;
 constexpr Index kMc = 144;
 constexpr Index kNc = 3072;
 constexpr std::size_t kAlign = 64;
+// Largest op(B) (bytes) packed inside the first micro-tile of each sliver (see gemm_block).
+constexpr Index kFusedPackBytes = Index{1} << 20;
+// Widest C (columns) whose A is read in place rather than packed (see gemm_block).
+constexpr Index kInPlaceAMaxCols = 64;
+// Packed B (bytes) small enough to stay in L2 while A is streamed past it whole rows at a time.
+constexpr Index kInPlaceBBytes = Index{384} << 10;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
 static_assert(kMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the micro-tile");
 
@@ -50,7 +57,10 @@ Index packed_a_floats(Index m, Index k) {
   return round_up(min_index(round_up(m, kMr), kMc) * min_index(k, kKc), kAlign / sizeof(float));
 }
 Index packed_b_floats(Index n, Index k) {
-  return min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
+  const Index blocked = min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
+  // With A read in place, B may be packed whole (see gemm_block): up to kInPlaceBBytes.
+  const Index whole = min_index(round_up(n, kNr) * k, kInPlaceBBytes / Index{sizeof(float)});
+  return blocked > whole ? blocked : whole;
 }
 
 #if KILN_GEMM_AVX2
@@ -208,8 +218,10 @@ void store_partial(const float* tile, float* c, Index ldc, float alpha, float be
 
 #if KILN_GEMM_AVX2
 
+// With pack_out: B is read in place (stride b_stride) and each of its kc rows of 16 floats is
+// also stored to pack_out, the packed sliver that the next micro-tiles of this column read.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -221,6 +233,11 @@ void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, floa
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
     _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+    if (pack_out != nullptr) {
+      _mm256_store_ps(pack_out, b0);
+      _mm256_store_ps(pack_out + 8, b1);
+      pack_out += kNr;
+    }
     __m256 ai = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(ai, b0, c00);
     c01 = _mm256_fmadd_ps(ai, b1, c01);
@@ -366,9 +383,11 @@ void offset_tile(const float* a_base, const Index* off, Index a_step, const floa
 // Portable path: the same tile, written so that a compiler can vectorise the j loop for
 // whatever vector width the target has.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr) {
   float tile[kMr * kNr] = {};
   for (Index p = 0; p < kc; ++p) {
+    if (pack_out != nullptr)
+      for (Index j = 0; j < kNr; ++j) pack_out[p * kNr + j] = b[p * b_stride + j];
     for (Index i = 0; i < kMr; ++i) {
       const float ai = a[p * kMr + i];
       for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += ai * b[p * b_stride + j];
@@ -458,19 +477,65 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
   const Index kc_step = balanced_step(k, kKc, 8);
   const Index mc_step = balanced_step(m1 - m0, kMc, kMr);
   const Index nc_step = balanced_step(n1 - n0, kNc, kNr);
+  // Non-transposed B small enough to sit in L2 (a layer's weights in a benchmark loop, or
+  // just written): rather than a separate packing pass, the first micro-tile of each full
+  // sliver reads B in place and stores the packed copy as it goes, so the copy overlaps its
+  // FMAs (64x784x256: 87 -> 102 GFLOP/s on one Zen 4 core). A B streamed from memory is
+  // packed row by row up front instead, which reads it sequentially.
+  // Few columns (a convolution's im2col rows times its filters): each row of A is used by
+  // only a few slivers, so packing A would cost about as much as the product. The micro-tile
+  // reads A in place through six row offsets instead (kiln_sgemm_offset_tile's kernel).
+  const bool a_in_place =
+      !trans_a && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && n1 - n0 <= kInPlaceAMaxCols && m1 - m0 > kMr;
+  if (a_in_place) {
+    // Whole rows of A per micro-tile (six sequential streams) when all of packed B fits in L2.
+    const Index in_place_kc = k * round_up(n1 - n0, kNr) * Index{sizeof(float)} <= kInPlaceBBytes ? k : kc_step;
+    for (Index pc = 0; pc < k; pc += in_place_kc) {
+      const Index kc = min_index(in_place_kc, k - pc);
+      const bool accumulate = pc > 0 || beta == 1.0f;
+      pack_b(trans_b, b, ldb, pc, kc, n0, n1 - n0, packed_b);
+      const kiln_sgemm_run run{0, 0, kc};
+      for (Index ic = m0; ic < m1; ic += mc_step) {
+        const Index mc = min_index(mc_step, m1 - ic);
+        for (Index jr = 0; jr < n1 - n0; jr += kNr) {
+          const Index nr = min_index(kNr, n1 - n0 - jr);
+          for (Index ir = 0; ir < mc; ir += kMr) {
+            const Index mr = min_index(kMr, mc - ir);
+            Index off[kMr];
+            for (Index i = 0; i < kMr; ++i) off[i] = (ic + ir + min_index(i, mr - 1)) * lda;
+            offset_tile(a + pc, off, 1, packed_b + jr * kc, kNr, &run, 1, accumulate, c + (ic + ir) * ldc + n0 + jr,
+                        ldc, mr, nr);
+          }
+        }
+      }
+    }
+    return;
+  }
+  const bool fused = !trans_b && k * (n1 - n0) * Index{sizeof(float)} <= kFusedPackBytes;
   for (Index jc = n0; jc < n1; jc += nc_step) {
     const Index nc = min_index(nc_step, n1 - jc);
     for (Index pc = 0; pc < k; pc += kc_step) {
       const Index kc = min_index(kc_step, k - pc);
       // The first KC block applies beta; later ones accumulate onto it.
       const float block_beta = pc == 0 ? beta : 1.0f;
-      pack_b(trans_b, b, ldb, pc, kc, jc, nc, packed_b);
+      if (fused) {  // only the last, narrower sliver is packed up front
+        const Index full = nc / kNr * kNr;
+        if (full < nc) pack_b(false, b, ldb, pc, kc, jc + full, nc - full, packed_b + full * kc);
+      } else {
+        pack_b(trans_b, b, ldb, pc, kc, jc, nc, packed_b);
+      }
       for (Index ic = m0; ic < m1; ic += mc_step) {
         const Index mc = min_index(mc_step, m1 - ic);
         pack_a(trans_a, a, lda, ic, mc, pc, kc, packed_a);
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index nr = min_index(kNr, nc - jr);
-          for (Index ir = 0; ir < mc; ir += kMr) {
+          Index ir = 0;
+          if (fused && ic == m0 && nr == kNr) {  // the first micro-tile packs the sliver it reads
+            micro_kernel(kc, packed_a, b + pc * ldb + jc + jr, ldb, c + ic * ldc + jc + jr, ldc, alpha, block_beta,
+                         min_index(kMr, mc), nr, packed_b + jr * kc);
+            ir = kMr;
+          }
+          for (; ir < mc; ir += kMr) {
             const Index mr = min_index(kMr, mc - ir);
             micro_kernel(kc, packed_a + ir * kc, packed_b + jr * kc, kNr, c + (ic + ir) * ldc + jc + jr, ldc, alpha,
                          block_beta, mr, nr);
