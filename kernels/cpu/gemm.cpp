@@ -4,7 +4,8 @@
 // The micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
 // packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
 // slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
-// A B of at most 1 MB is packed by the first micro-tile of each sliver as it runs.
+// A non-transposed B is packed by the first micro-tile of each sliver as it runs; with at most
+// 64 columns of C, A is read in place instead of packed.
 // Without AVX2+FMA at compile time the same blocking runs a portable scalar micro-kernel.
 #include "kernels/cpu/gemm.h"
 
@@ -29,8 +30,6 @@ constexpr Index kKc = 256;
 constexpr Index kMc = 144;
 constexpr Index kNc = 3072;
 constexpr std::size_t kAlign = 64;
-// Largest op(B) (bytes) packed inside the first micro-tile of each sliver (see gemm_block).
-constexpr Index kFusedPackBytes = Index{1} << 20;
 // Widest C (columns) whose A is read in place rather than packed (see gemm_block).
 constexpr Index kInPlaceAMaxCols = 64;
 // Packed B (bytes) small enough to stay in L2 while A is streamed past it whole rows at a time.
@@ -232,7 +231,13 @@ void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, floa
   for (Index p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+    if (pack_out != nullptr) {
+      // B in place: its rows are a page apart, beyond the hardware prefetchers, so fetch this
+      // row of the sliver after next into L2 while this one computes.
+      _mm_prefetch(reinterpret_cast<const char*>(b + 2 * kNr), _MM_HINT_T1);
+    } else {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+    }
     if (pack_out != nullptr) {
       _mm256_store_ps(pack_out, b0);
       _mm256_store_ps(pack_out + 8, b1);
@@ -477,11 +482,6 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
   const Index kc_step = balanced_step(k, kKc, 8);
   const Index mc_step = balanced_step(m1 - m0, kMc, kMr);
   const Index nc_step = balanced_step(n1 - n0, kNc, kNr);
-  // Non-transposed B small enough to sit in L2 (a layer's weights in a benchmark loop, or
-  // just written): rather than a separate packing pass, the first micro-tile of each full
-  // sliver reads B in place and stores the packed copy as it goes, so the copy overlaps its
-  // FMAs (64x784x256: 87 -> 102 GFLOP/s on one Zen 4 core). A B streamed from memory is
-  // packed row by row up front instead, which reads it sequentially.
   // Few columns (a convolution's im2col rows times its filters): each row of A is used by
   // only a few slivers, so packing A would cost about as much as the product. The micro-tile
   // reads A in place through six row offsets instead (kiln_sgemm_offset_tile's kernel).
@@ -511,7 +511,11 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
     }
     return;
   }
-  const bool fused = !trans_b && k * (n1 - n0) * Index{sizeof(float)} <= kFusedPackBytes;
+  // Non-transposed B: rather than a separate packing pass, the first micro-tile of each full
+  // sliver reads B in place and stores the packed copy as it goes, so the copy overlaps its
+  // FMAs, and it prefetches the sliver after next (on one Zen 4 core: 64x784x256 87 -> 102
+  // GFLOP/s; 64x3136x1024, B from memory, 84 -> 97).
+  const bool fused = !trans_b;
   for (Index jc = n0; jc < n1; jc += nc_step) {
     const Index nc = min_index(nc_step, n1 - jc);
     for (Index pc = 0; pc < k; pc += kc_step) {

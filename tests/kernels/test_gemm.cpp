@@ -105,10 +105,9 @@ TEST_CASE("gemm crosses the cache blocks on large odd shapes", "[gemm]") {
   struct Shape {
     Index m, n, k;
   };
-  // Past MC = 144, KC = 256 and NR/MR multiples, in each dimension in turn. {13, 600, 520} and
-  // {150, 530, 500} have a B over 1 MB, packed up front rather than by each sliver's first
-  // micro-tile; {145, 17, 513} reads A in place with B packed whole, {50, 40, 1700} reads A in
-  // place in KC blocks (B too large to pack whole).
+  // Past MC = 144, KC = 256 and NR/MR multiples, in each dimension in turn. {145, 17, 513}
+  // reads A in place with B packed whole, {50, 40, 1700} reads A in place in KC blocks (B too
+  // large to pack whole); {13, 600, 520} and {150, 530, 500} have a B over 1 MB.
   const Shape shapes[] = {{127, 255, 257}, {257, 127, 255}, {255, 257, 127}, {145, 17, 513},  {1, 784, 256},
                           {64, 256, 784},  {300, 33, 1},    {13, 600, 520},  {150, 530, 500}, {50, 40, 1700}};
   for (bool trans_a : {false, true})
