@@ -845,13 +845,16 @@ std::string header_source(const Model& m, const std::vector<RawColumn>& raw) {
 
 // The worker pool of a threaded artifact (--threads N > 1): @P@_parallel_for, which the
 // kernels in @P@.o call. N-1 workers, started on first use, take tasks with the caller;
-// between calls they spin for a while, then sleep on a condition variable. A call that
-// finds the pool busy (another context predicting at the same time) runs serially.
+// between calls they poll for a few milliseconds (spinning briefly, then yielding the core
+// between polls, as the caller does while it waits for the last tasks), then sleep on a
+// condition variable. A call that finds the pool busy (another context predicting at the
+// same time) runs serially.
 const char* kPoolSource = R"C(
 /* The worker pool behind @P@_parallel_for (@UP@_THREADS threads per call, the caller's
  * included). Task tickets carry the call's generation in their top 32 bits, so a worker
  * that wakes late for an earlier call can never take a task of the current one. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 typedef void (*@P@_task_fn)(void* ctx, int64_t index);
@@ -894,8 +897,12 @@ static void* @P@_worker(void* arg) {
     unsigned gen;
     long spins = 0;
     while ((gen = atomic_load(&@P@_pool.generation)) == seen) {
-      if (++spins < 200000) {
+      if (++spins < 256) {
         @P@_relax();
+        continue;
+      }
+      if (spins < 20000) { /* a few milliseconds, giving the core away between polls */
+        sched_yield();
         continue;
       }
       pthread_mutex_lock(&@P@_pool.lock);
@@ -945,7 +952,15 @@ void @P@_parallel_for(int64_t count, @P@_task_fn fn, void* ctx) {
     pthread_mutex_unlock(&@P@_pool.lock);
   }
   @P@_take_tasks(gen, fn, ctx, (long long)count);
-  while (atomic_load(&@P@_pool.done) < (long long)count) @P@_relax();
+  /* The last tasks run elsewhere: poll, and yield between polls after a while, so that a
+   * worker the OS has not scheduled yet gets this core instead of waiting for it. */
+  for (long polls = 0; atomic_load(&@P@_pool.done) < (long long)count; ++polls) {
+    if (polls < 256) {
+      @P@_relax();
+    } else {
+      sched_yield();
+    }
+  }
   atomic_store(&@P@_pool.busy, 0);
 }
 )C";
