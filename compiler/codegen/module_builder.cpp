@@ -1016,8 +1016,13 @@ struct ModuleBuilder::Impl {
       fn.removeFnAttr("tune-cpu");
       fn.addFnAttr("target-cpu", cpu);
       if (!features.empty()) fn.addFnAttr("target-features", features);
-      fn.removeFnAttr(llvm::Attribute::OptimizeNone);
-      fn.removeFnAttr(llvm::Attribute::NoInline);
+      // optnone + noinline is what an unoptimised build puts on everything; a noinline of
+      // its own (a kernel's large, shape-generic body) is kept: inlining and specialising it
+      // at every call site would only add compile time.
+      if (fn.hasFnAttribute(llvm::Attribute::OptimizeNone)) {
+        fn.removeFnAttr(llvm::Attribute::OptimizeNone);
+        fn.removeFnAttr(llvm::Attribute::NoInline);
+      }
     }
     for (llvm::GlobalVariable& g : module->globals()) {
       if (!g.isDeclaration() && !g.getName().startswith("llvm.")) g.setLinkage(llvm::GlobalValue::InternalLinkage);

@@ -6,7 +6,9 @@
 // same product over |inputs| (the size of the terms summed, so cancellation cannot make the
 // bound vanish) and k the length of each sum; a float sum's rounding error grows like
 // sqrt(k) · 2^-24 · M for random data, so this leaves a margin of about 100 while any wrong
-// index or missed term is off by O(M). Reductions: 1e-5 · sqrt(count) · Σ|x|. Softmax family:
+// index or missed term is off by O(M). Convolutions on the Winograd path (5×5, stride 1, C
+// and F >= 8): 2e-5 · M (kWinogradBound), M for the filter gradient being the largest over
+// the 25 taps of each (c, f). Reductions: 1e-5 · sqrt(count) · Σ|x|. Softmax family:
 // relative 1e-5 plus 1e-6 absolute. Uniform draws, layout, gather/one_hot/argmax and max
 // pooling values: exact. Elementwise double-computed kernels (optimizers, sigmoid loss,
 // normal draws): relative 1e-6 (one float rounding).
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/winograd.h"
 #include "kernels/reference/conv.h"
 #include "kernels/reference/indexing.h"
 #include "kernels/reference/layout.h"
@@ -182,6 +185,19 @@ struct ConvCase {
   bool same;
 };
 
+// Whether kernels/cpu/conv.cpp runs this geometry as Winograd F(2×2, 5×5) (winograd.cpp):
+// forward and grad filter directly, grad input as the flipped convolution, whose geometry
+// (C and F swapped) qualifies exactly when this one does.
+bool takes_winograd(const ref::Conv2dGeometry& g) {
+  return g.kh == 5 && g.kw == 5 && g.stride == 1 && g.dilation == 1 && g.c >= 8 && g.f >= 8;
+}
+
+// The Winograd bound, relative to M (see the file comment): the largest error measured over
+// the Winograd cases below (and the CNN's full batch of 64) is 1.7e-6 forward, 1.9e-6 grad
+// input and 2.7e-6 grad filter (2e-7 to 2.6e-7 on the direct path), so this leaves a margin
+// of about 7.
+constexpr double kWinogradBound = 2e-5;
+
 void check_conv(const ConvCase& cc, int threads) {
   const ref::Conv2dGeometry g =
       ref::conv2d_geometry(cc.n, cc.h, cc.w, cc.c, cc.kh, cc.kw, cc.f, cc.stride, cc.dilation, cc.same);
@@ -191,6 +207,7 @@ void check_conv(const ConvCase& cc, int threads) {
   REQUIRE(g.oh > 0);
   REQUIRE(g.ow > 0);
   const kiln_conv_geometry cg = to_c(g);
+  const bool winograd = takes_winograd(g);
   std::mt19937 rng(static_cast<std::uint32_t>(g.h * 31 + g.c * 7 + g.f + g.stride * 1000 + g.dilation * 10000));
   const auto xs = static_cast<std::size_t>(g.n * g.h * g.w * g.c);
   const auto ws = static_cast<std::size_t>(g.kh * g.kw * g.c * g.f);
@@ -206,7 +223,7 @@ void check_conv(const ConvCase& cc, int threads) {
     ref::conv2d(g, x.data(), w.data(), want.data());
     ref::conv2d(g, ax.data(), aw.data(), magnitude.data());
     for (float& v : magnitude) v += 1e-6f;
-    check_bounded(y, want, magnitude, 1e-5 * std::sqrt(double(g.kh * g.kw * g.c) + 1.0));
+    check_bounded(y, want, magnitude, winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.kh * g.kw * g.c) + 1.0));
   }
   {  // grad input
     Floats dx(xs, std::numeric_limits<float>::quiet_NaN()), want(xs), magnitude(xs);
@@ -216,7 +233,7 @@ void check_conv(const ConvCase& cc, int threads) {
     ref::conv2d_grad_input(g, dy.data(), w.data(), want.data());
     ref::conv2d_grad_input(g, ady.data(), aw.data(), magnitude.data());
     for (float& v : magnitude) v += 1e-6f;
-    check_bounded(dx, want, magnitude, 1e-5 * std::sqrt(double(g.kh * g.kw * g.f) + 1.0));
+    check_bounded(dx, want, magnitude, winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.kh * g.kw * g.f) + 1.0));
   }
   {  // grad filter
     Floats dw(ws, std::numeric_limits<float>::quiet_NaN()), want(ws), magnitude(ws);
@@ -226,7 +243,18 @@ void check_conv(const ConvCase& cc, int threads) {
     ref::conv2d_grad_filter(g, x.data(), dy.data(), want.data());
     ref::conv2d_grad_filter(g, ax.data(), ady.data(), magnitude.data());
     for (float& v : magnitude) v += 1e-6f;
-    check_bounded(dw, want, magnitude, 1e-5 * std::sqrt(double(g.n * g.oh * g.ow) + 1.0));
+    // Winograd's dw = Gᵀ dU G mixes the 25 taps of each (c, f), so a tap that never meets the
+    // input (exactly 0, as the outer taps of a 2×2 image padded by 2) carries its neighbours'
+    // rounding: every tap is bounded by the largest M among the 25.
+    if (winograd) {
+      const Index taps = g.kh * g.kw, cf = g.c * g.f;
+      for (Index e = 0; e < cf; ++e) {
+        float largest = 0.0f;
+        for (Index t = 0; t < taps; ++t) largest = std::max(largest, magnitude[static_cast<std::size_t>(t * cf + e)]);
+        for (Index t = 0; t < taps; ++t) magnitude[static_cast<std::size_t>(t * cf + e)] = largest;
+      }
+    }
+    check_bounded(dw, want, magnitude, winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.n * g.oh * g.ow) + 1.0));
   }
 }
 
@@ -354,6 +382,99 @@ TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]"
   };
   for (const ConvCase& cc : cases)
     for (int threads : {1, 2, 3}) check_conv(cc, threads);
+}
+
+// Winograd F(2×2, 5×5) (kernels/cpu/winograd.cpp): 5×5, stride 1, dilation 1, C >= 8 and
+// F >= 8, any padding. Its error is larger than the direct product's (the transforms add
+// and subtract terms up to 5× larger than the result), so these are held to kWinogradBound.
+TEST_CASE("kiln_k_conv2d's Winograd path matches the reference", "[cpu_kernels]") {
+  use_three_threads();
+  const ConvCase cases[] = {
+      {3, 14, 14, 32, 5, 5, 64, 1, 1, true},  // the Fashion CNN's second layer (batch 3): 4 tile blocks
+      {1, 14, 14, 32, 5, 5, 64, 1, 1, true},  // n = 1: one block, fewer tasks than threads
+      {4, 14, 14, 64, 5, 5, 32, 1, 1, true},  // its input gradient's shape
+      {2, 7, 9, 9, 5, 5, 13, 1, 1, true},     // odd sizes, C and F not multiples of 8
+      {2, 7, 9, 9, 5, 5, 13, 1, 1, false},    // valid: 3×5 (flipped grad input pads 4)
+      {1, 13, 13, 13, 5, 5, 9, 1, 1, true},   // 7×7 tiles, the last row and column half used
+      {1, 13, 13, 13, 5, 5, 9, 1, 1, false},  // valid: 9×9
+      {2, 1, 1, 8, 5, 5, 8, 1, 1, true},      // 1×1 image: one tile, mostly padding
+      {1, 2, 2, 9, 5, 5, 10, 1, 1, true},     // 2×2: taps that never meet the input
+      {3, 1, 7, 11, 5, 5, 12, 1, 1, true},    // a single row
+      {2, 5, 5, 8, 5, 5, 8, 1, 1, false},     // valid 1×1 output, the smallest channels
+      {2, 13, 11, 17, 5, 5, 33, 1, 1, true},  // F past two slivers of 16, C past a lane group
+      {1, 9, 7, 40, 5, 5, 20, 1, 1, false},   // C > F, valid
+  };
+  for (const ConvCase& cc : cases) {
+    REQUIRE(takes_winograd(
+        ref::conv2d_geometry(cc.n, cc.h, cc.w, cc.c, cc.kh, cc.kw, cc.f, cc.stride, cc.dilation, cc.same)));
+    for (int threads : {1, 2, 3}) check_conv(cc, threads);
+  }
+}
+
+// The 1-D F(2, 5) pieces against a direct correlation in double: y[i] = Σk d[i + k]·g[k] and
+// its gradient dg[k] = Σi d[i + k]·dy[i], relative to the sum of |terms| (for dg the largest
+// over the 5 taps, which the transforms mix). The worst of 2000 draws is 1.4e-6 for both
+// (one float rounding is 6e-8; the transforms' coefficients reach 5 and 16).
+TEST_CASE("Winograd 1-D F(2 5) transforms reproduce a direct correlation", "[cpu_kernels]") {
+  std::mt19937 rng(5);
+  double worst = 0.0, worst_grad = 0.0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const Floats d = random_floats(6, rng), g = random_floats(5, rng), dy = random_floats(2, rng);
+    float y[2], dg[5];
+    kiln::cpu::winograd_f25_1d(d.data(), g.data(), y);
+    kiln::cpu::winograd_f25_1d_grad_filter(d.data(), dy.data(), dg);
+    for (int i = 0; i < 2; ++i) {
+      double want = 0.0, magnitude = 0.0;
+      for (int k = 0; k < 5; ++k) {
+        want += double(d[i + k]) * g[k];
+        magnitude += std::fabs(double(d[i + k]) * g[k]);
+      }
+      worst = std::max(worst, std::fabs(y[i] - want) / magnitude);
+    }
+    double want[5] = {}, magnitude = 0.0;  // the largest over the 5 taps, which dg mixes
+    for (int k = 0; k < 5; ++k) {
+      double m = 0.0;
+      for (int i = 0; i < 2; ++i) {
+        want[k] += double(d[i + k]) * dy[i];
+        m += std::fabs(double(d[i + k]) * dy[i]);
+      }
+      magnitude = std::max(magnitude, m);
+    }
+    for (int k = 0; k < 5; ++k) worst_grad = std::max(worst_grad, std::fabs(dg[k] - want[k]) / magnitude);
+  }
+  CHECK(worst < 4e-6);
+  CHECK(worst_grad < 4e-6);
+}
+
+// The training step must repeat bit for bit: the same call twice gives the same bits (the
+// grad filter's per-task partials are summed in task order, not as tasks finish).
+TEST_CASE("kiln_k_conv2d and its gradients repeat bit for bit", "[cpu_kernels]") {
+  use_three_threads();
+  const ConvCase cases[] = {{6, 14, 14, 32, 5, 5, 64, 1, 1, true},
+                            {3, 14, 14, 64, 5, 5, 32, 1, 1, true},
+                            {4, 12, 12, 16, 3, 3, 24, 1, 1, true}};
+  for (const ConvCase& cc : cases)
+    for (int threads : {2, 3}) {
+      const kiln_conv_geometry g =
+          to_c(ref::conv2d_geometry(cc.n, cc.h, cc.w, cc.c, cc.kh, cc.kw, cc.f, cc.stride, cc.dilation, cc.same));
+      INFO("c=" << g.c << " f=" << g.f << " k=" << g.kh << " threads=" << threads);
+      std::mt19937 rng(11);
+      const Floats x = random_floats(static_cast<std::size_t>(g.n * g.h * g.w * g.c), rng);
+      const Floats w = random_floats(static_cast<std::size_t>(g.kh * g.kw * g.c * g.f), rng);
+      const Floats dy = random_floats(static_cast<std::size_t>(g.n * g.oh * g.ow * g.f), rng);
+      Scratch s1(kiln_k_conv2d_scratch(&g, threads)), s2(kiln_k_conv2d_grad_input_scratch(&g, threads)),
+          s3(kiln_k_conv2d_grad_filter_scratch(&g, threads));
+      Floats y[2], dx[2], dw[2];
+      for (int run = 0; run < 2; ++run) {
+        y[run].assign(dy.size(), 0.0f), dx[run].assign(x.size(), 0.0f), dw[run].assign(w.size(), 0.0f);
+        kiln_k_conv2d(&g, x.data(), w.data(), y[run].data(), s1.get(), threads);
+        kiln_k_conv2d_grad_input(&g, dy.data(), w.data(), dx[run].data(), s2.get(), threads);
+        kiln_k_conv2d_grad_filter(&g, x.data(), dy.data(), dw[run].data(), s3.get(), threads);
+      }
+      CHECK(std::memcmp(y[0].data(), y[1].data(), y[0].size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(dx[0].data(), dx[1].data(), dx[0].size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(dw[0].data(), dw[1].data(), dw[0].size() * sizeof(float)) == 0);
+    }
 }
 
 TEST_CASE("kiln_k pooling matches the reference, ties and NaN included", "[cpu_kernels]") {
