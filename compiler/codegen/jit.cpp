@@ -1,12 +1,19 @@
 // The ORC JIT: one LLJIT per compiled Program. The module comes out of ModuleBuilder
 // already optimised for the host; LLJIT only generates machine code and resolves the two
 // kinds of outside symbol: kiln_parallel_for (the runtime's thread pool, passed in) and
-// libm (from the process).
+// libm (from the process). Machine code generation, about half the compile time, runs on
+// two threads: the optimised module is split into two partitions (llvm::SplitModule, each
+// moved into a context of its own through bitcode, since a context is single-threaded)
+// whose code is generated concurrently.
+#include <llvm/Bitcode/BitcodeReader.h>
+#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/Support/Error.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Transforms/Utils/SplitModule.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -36,6 +43,60 @@ class LlvmJitProgram final : public JitProgram {
   double seconds_;
 };
 
+// Code-generation partitions (and compile threads) for a module of `functions` definitions:
+// a small module is not worth the bitcode round trip.
+constexpr unsigned kCodegenParts = 2;
+constexpr std::size_t kSplitMinFunctions = 24;
+
+// One partition of the optimised module, moved into its own context, and the name of a
+// function it defines (looked up to start its code generation).
+struct Part {
+  llvm::orc::ThreadSafeModule module;
+  std::string symbol;
+};
+
+std::vector<Part> split_for_codegen(std::unique_ptr<llvm::Module> module, std::unique_ptr<llvm::LLVMContext> context) {
+  std::size_t functions = 0;
+  for (const llvm::Function& f : *module) functions += f.isDeclaration() ? 0 : 1;
+  std::vector<Part> parts;
+  if (functions < kSplitMinFunctions) {
+    parts.push_back({llvm::orc::ThreadSafeModule(std::move(module), std::move(context)), ""});
+    return parts;
+  }
+  std::string failure;
+  llvm::SplitModule(
+      *module, kCodegenParts,
+      [&](std::unique_ptr<llvm::Module> part) {
+        llvm::SmallVector<char, 0> bytes;
+        llvm::raw_svector_ostream out(bytes);
+        llvm::WriteBitcodeToFile(*part, out);
+        auto own = std::make_unique<llvm::LLVMContext>();
+        auto parsed = llvm::parseBitcodeFile(
+            llvm::MemoryBufferRef(llvm::StringRef(bytes.data(), bytes.size()), "kiln_part"), *own);
+        if (!parsed) {
+          failure = message(parsed.takeError());
+          return;
+        }
+        // SplitModule makes what one partition needs of another external but hidden, and
+        // ORC does not resolve hidden symbols across modules.
+        for (llvm::GlobalValue& gv : (*parsed)->global_values())
+          if (!gv.isDeclaration() && !gv.hasLocalLinkage() && gv.hasHiddenVisibility())
+            gv.setVisibility(llvm::GlobalValue::DefaultVisibility);
+        std::string symbol;
+        for (const llvm::Function& f : **parsed)
+          if (!f.isDeclaration() && !f.hasLocalLinkage()) {
+            symbol = f.getName().str();
+            break;
+          }
+        parts.push_back({llvm::orc::ThreadSafeModule(std::move(*parsed), std::move(own)), symbol});
+      },
+      /*PreserveLocals=*/false);
+  module.reset();  // before its context
+  context.reset();
+  if (!failure.empty()) throw std::runtime_error("cannot split the module for code generation: " + failure);
+  return parts;
+}
+
 }  // namespace
 
 std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const CodegenOptions& options, void* parallel_for,
@@ -56,7 +117,11 @@ std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const Codege
     jtmb.getFeatures() = features;
   }
   jtmb.setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
-  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create();
+  std::vector<Part> parts = split_for_codegen(std::move(module), std::move(context));
+  auto jit = llvm::orc::LLJITBuilder()
+                 .setJITTargetMachineBuilder(std::move(jtmb))
+                 .setNumCompileThreads(parts.size() > 1 ? kCodegenParts : 0)
+                 .create();
   if (!jit) throw std::runtime_error("cannot start the LLVM JIT: " + message(jit.takeError()));
   llvm::orc::JITDylib& dylib = (*jit)->getMainJITDylib();
   auto process =
@@ -74,8 +139,18 @@ std::unique_ptr<JitProgram> jit_compile(const ir::Program& program, const Codege
     if (auto err = dylib.define(llvm::orc::absoluteSymbols(std::move(symbols))))
       throw std::runtime_error("cannot define kiln_parallel_for: " + message(std::move(err)));
   }
-  if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context))))
-    throw std::runtime_error("the JIT rejected the module: " + message(std::move(err)));
+  llvm::orc::SymbolLookupSet wanted;
+  for (Part& part : parts) {
+    if (!part.symbol.empty() && part.symbol != entry) wanted.add((*jit)->mangleAndIntern(part.symbol));
+    if (auto err = (*jit)->addIRModule(std::move(part.module)))
+      throw std::runtime_error("the JIT rejected the module: " + message(std::move(err)));
+  }
+  // One lookup naming a function of every partition starts their code generation together.
+  if (!wanted.empty()) {
+    wanted.add((*jit)->mangleAndIntern(entry));
+    auto all = (*jit)->getExecutionSession().lookup(llvm::orc::makeJITDylibSearchOrder(&dylib), std::move(wanted));
+    if (!all) throw std::runtime_error("the JIT could not compile the program: " + message(all.takeError()));
+  }
   auto address = (*jit)->lookup(entry);
   if (!address) throw std::runtime_error("the JIT could not compile the program: " + message(address.takeError()));
   const auto fn = address->toPtr<EntryFn>();
