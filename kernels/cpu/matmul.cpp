@@ -114,15 +114,10 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, In
       }
       for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
     }
-    if (j0 < n1) {  // the last few columns: one partial row of B at a time, 16 lanes wide
-      const Index rest = n1 - j0;
-      float acc[16] = {};
-      for (Index kk = 0; kk < p.k; ++kk) {
-        const float av = a_at(kk);
-        const float* brow = b + kk * p.n + j0;
-        for (Index j = 0; j < rest; ++j) acc[j] += av * brow[j];
-      }
-      for (Index j = 0; j < rest; ++j) row[j0 + j] = acc[j];
+    for (; j0 < n1; ++j0) {  // the last few columns, one at a time, the sum in a register
+      float sum = 0;
+      for (Index kk = 0; kk < p.k; ++kk) sum += a_at(kk) * b[kk * p.n + j0];
+      row[j0] = sum;
     }
   } else {
     for (Index j = n0; j < n1; ++j) {
