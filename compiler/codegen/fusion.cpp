@@ -1,6 +1,7 @@
 #include "compiler/codegen/fusion.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace kiln::codegen::detail {
@@ -88,7 +89,8 @@ FusionPlan plan_fusion(ir::Program& p) {
     const std::int32_t prod = plan.producer[b];
     if (prod < 0) return false;
     const ir::Instruction& c = p.instructions[static_cast<std::size_t>(prod)];
-    return op_name(c) == "constant" && p.buffers[b].dims.empty() && c.attrs.get_float("value", 1.0) == 0.0;
+    const double value = c.attrs.get_float("value", 1.0);
+    return op_name(c) == "constant" && p.buffers[b].dims.empty() && value == 0.0 && !std::signbit(value);
   };
   for (std::size_t m = 0; m < n; ++m) {
     const ir::Instruction& pg = p.instructions[m];

@@ -106,10 +106,11 @@ TEST_CASE("gemm crosses the cache blocks on large odd shapes", "[gemm]") {
     Index m, n, k;
   };
   // Past MC = 144, KC = 256 and NR/MR multiples, in each dimension in turn. {145, 17, 513}
-  // reads A in place with B packed whole, {50, 40, 1700} reads A in place in KC blocks (B too
-  // large to pack whole); {13, 600, 520} and {150, 530, 500} have a B over 1 MB.
+  // reads A in place with B packed whole, {50, 40, 3000} reads A in place in KC blocks (its
+  // packed B, 48 x 3000 floats, is over the 384 KB that may be packed whole); {13, 600, 520}
+  // and {150, 530, 500} have a B over 1 MB.
   const Shape shapes[] = {{127, 255, 257}, {257, 127, 255}, {255, 257, 127}, {145, 17, 513},  {1, 784, 256},
-                          {64, 256, 784},  {300, 33, 1},    {13, 600, 520},  {150, 530, 500}, {50, 40, 1700}};
+                          {64, 256, 784},  {300, 33, 1},    {13, 600, 520},  {150, 530, 500}, {50, 40, 3000}};
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
       for (const Shape& s : shapes) {
@@ -127,18 +128,19 @@ TEST_CASE("gemm applies alpha and beta and respects leading dimensions", "[gemm]
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
       for (float alpha : {1.0f, -0.5f, 2.0f})
-        for (float beta : {0.0f, 1.0f, 0.25f}) {
-          GemmCase g;
-          g.trans_a = trans_a;
-          g.trans_b = trans_b;
-          g.m = 37;
-          g.n = 41;
-          g.k = 300;
-          g.alpha = alpha;
-          g.beta = beta;
-          g.pad = 3;
-          check_gemm(g);
-        }
+        for (float beta : {0.0f, 1.0f, 0.25f})
+          for (Index k : {Index{300}, Index{3000}}) {  // A read in place whole, and in KC blocks
+            GemmCase g;
+            g.trans_a = trans_a;
+            g.trans_b = trans_b;
+            g.m = 37;
+            g.n = 41;
+            g.k = k;
+            g.alpha = alpha;
+            g.beta = beta;
+            g.pad = 3;
+            check_gemm(g);
+          }
 }
 
 TEST_CASE("gemm with beta = 0 overwrites NaN in C; k = 0 or alpha = 0 only scales C", "[gemm]") {

@@ -961,6 +961,9 @@ void @P@_parallel_for(int64_t count, @P@_task_fn fn, void* ctx) {
       sched_yield();
     }
   }
+  /* Close the call's tickets before the next call may change fn, ctx and count: a worker
+   * still holding this generation then finds no task to take. */
+  atomic_store(&@P@_pool.ticket, (unsigned long long)gen << 32 | 0xffffffffull);
   atomic_store(&@P@_pool.busy, 0);
 }
 )C";
@@ -2041,6 +2044,8 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   const std::string pthread = m.threads > 1 ? " -pthread" : "";
   const std::string cflags = "-O2 -fPIC -fvisibility=hidden" + pthread;
   const std::string libs = " -lm" + pthread;
+  // A threaded library's workers run its code until the process ends: never unload it.
+  const std::string shared_flags = m.threads > 1 ? " -Wl,-z,nodelete" : "";
   const std::string objects = P + ".o " + P + "_runtime.o";
   // Stage 1: every C file to an object (they need only the header); stage 2: archive and link.
   std::vector<Job> first;
@@ -2053,8 +2058,9 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   if (on_path(strip)) first.push_back({"stripping " + P + ".o", strip + " --discard-all " + P + ".o"});
   run_jobs(first, out_dir);
   fs::remove(out_dir / ("lib" + P + ".a"), ec);
-  std::vector<Job> second = {{"archiving lib" + P + ".a", ar + " rcs lib" + P + ".a " + objects},
-                             {"linking lib" + P + ".so", cc + " -shared -o lib" + P + ".so " + objects + libs}};
+  std::vector<Job> second = {
+      {"archiving lib" + P + ".a", ar + " rcs lib" + P + ".a " + objects},
+      {"linking lib" + P + ".so", cc + " -shared" + shared_flags + " -o lib" + P + ".so " + objects + libs}};
   for (const char* part : {"", "_smoke", "_bench"}) {
     const std::string main_object = P + (*part ? std::string(part) : std::string("_main")) + ".o";
     second.push_back({"linking " + P + part, cc + " -o " + P + part + " " + main_object + " " + objects + libs});
