@@ -80,6 +80,14 @@ inline bool beats(float v, float best) {
 
 constexpr Index kChannelChunk = 64;
 
+// Image b of a gradient (call.out), zeroed for the windows' contributions to be added to.
+float* zeroed_image(const PoolCall& call, Index b) {
+  const Index plane = call.g->h * call.g->w * call.g->c;
+  float* image = call.out + b * plane;
+  for (Index e = 0; e < plane; ++e) image[e] = 0.0f;
+  return image;
+}
+
 // Windows of size x size at stride `size`, no padding, covering the input exactly (the usual
 // 2x2 pool over an even image): every input element is in exactly one window, so the
 // gradient is written once, element by element, with no zeroing pass and no scatter.
@@ -184,9 +192,7 @@ void kiln_k_max_pool2d_grad(const kiln_pool_geometry* gp, const float* x, const 
   run_images<[](const PoolCall& call, Index b) {
     const kiln_pool_geometry& g = *call.g;
     const Index c = g.c;
-    const Index plane = g.h * g.w * c;
-    float* image_dx = call.out + b * plane;
-    for (Index e = 0; e < plane; ++e) image_dx[e] = 0.0f;
+    float* image_dx = zeroed_image(call, b);
     for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
       if (win.taps() == 0) return;
       for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
@@ -228,15 +234,13 @@ void kiln_k_avg_pool2d_grad(const kiln_pool_geometry* gp, const float* dy, float
   run_images<[](const PoolCall& call, Index b) {
     const kiln_pool_geometry& g = *call.g;
     const Index c = g.c;
-    const Index plane = g.h * g.w * c;
-    float* image_dx = call.out + b * plane;
-    for (Index e = 0; e < plane; ++e) image_dx[e] = 0.0f;
-    for_each_pixel(g, b, [&](const Window& win, Index yo, Index image) {
+    float* image_dx = zeroed_image(call, b);
+    for_each_pixel(g, b, [&](const Window& win, Index yo, Index /*image*/) {
       const float scale = 1.0f / static_cast<float>(max_index(win.taps(), 1));
       const float* grad = call.dy + yo;
       for (Index iy = win.y0; iy < win.y1; ++iy)
         for (Index ix = win.x0; ix < win.x1; ++ix) {
-          float* out = call.out + image + (iy * g.w + ix) * c;
+          float* out = image_dx + (iy * g.w + ix) * c;
           for (Index ch = 0; ch < c; ++ch) out[ch] += grad[ch] * scale;
         }
     });
