@@ -89,10 +89,41 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
 constexpr Index kSmallRows = 4;
 constexpr Index kSmallChunk = 64;
 
+// The last `width` (< 16) columns of a row of C, in one pass over k: blocks of 8, 4, 2 and 1
+// columns in registers of fixed width (a variable-width accumulator array would live in
+// memory), so the columns' dependency chains overlap instead of running one after another.
+template <class AAt>
+void small_tail(const float* b, Index ldb, Index k, Index width, const AAt& a_at, float* out) {
+  const bool h8 = (width & 8) != 0, h4 = (width & 4) != 0, h2 = (width & 2) != 0, h1 = (width & 1) != 0;
+  const Index o4 = h8 ? 8 : 0, o2 = o4 + (h4 ? 4 : 0), o1 = o2 + (h2 ? 2 : 0);
+  float s8[8] = {}, s4[4] = {}, s2[2] = {}, s1 = 0;
+  for (Index kk = 0; kk < k; ++kk) {
+    const float av = a_at(kk);
+    const float* brow = b + kk * ldb;
+    if (h8)
+      for (Index j = 0; j < 8; ++j) s8[j] += av * brow[j];
+    if (h4)
+      for (Index j = 0; j < 4; ++j) s4[j] += av * brow[o4 + j];
+    if (h2)
+      for (Index j = 0; j < 2; ++j) s2[j] += av * brow[o2 + j];
+    if (h1) s1 += av * brow[o1];
+  }
+  if (h8)
+    for (Index j = 0; j < 8; ++j) out[j] = s8[j];
+  if (h4)
+    for (Index j = 0; j < 4; ++j) out[o4 + j] = s4[j];
+  if (h2)
+    for (Index j = 0; j < 2; ++j) out[o2 + j] = s2[j];
+  if (h1) out[o1] = s1;
+}
+
 // Columns [n0, n1) of row i.
+// A's orientation is a template parameter: a task called through kiln_parallel_for does not
+// see the plan's constants, and a per-element select would sit in its inner loops.
+template <bool TransA>
 void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, Index i, Index n0, Index n1) {
-  const Index lda = p.trans_a ? p.m : p.k;
-  const auto a_at = [&](Index kk) { return p.trans_a ? a[kk * lda + i] : a[i * lda + kk]; };
+  const Index lda = TransA ? p.m : p.k;
+  const auto a_at = [&](Index kk) { return TransA ? a[kk * lda + i] : a[i * lda + kk]; };
   float* row = c + i * p.n;
   if (!p.trans_b) {
     Index j0 = n0;
@@ -114,11 +145,7 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, In
       }
       for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
     }
-    for (; j0 < n1; ++j0) {  // the last few columns, one at a time, the sum in a register
-      float sum = 0;
-      for (Index kk = 0; kk < p.k; ++kk) sum += a_at(kk) * b[kk * p.n + j0];
-      row[j0] = sum;
-    }
+    if (j0 < n1) small_tail(b + j0, p.n, p.k, n1 - j0, a_at, row + j0);
   } else {
     for (Index j = n0; j < n1; ++j) {
       const float* bcol = b + j * p.k;
@@ -148,7 +175,13 @@ void small_rows_task(void* ctx, Index task) {
   const Range chunks = split_range(ceil_div(s.p->n, kSmallChunk), s.tasks, task);
   const Index n0 = min_index(s.p->n, chunks.begin * kSmallChunk), n1 = min_index(s.p->n, chunks.end * kSmallChunk);
   for (Index i = 0; i < s.p->m; ++i)
-    if (n0 < n1) small_row(*s.p, s.a, s.b, s.c, i, n0, n1);
+    if (n0 < n1) {
+      if (s.p->trans_a) {
+        small_row<true>(*s.p, s.a, s.b, s.c, i, n0, n1);
+      } else {
+        small_row<false>(*s.p, s.a, s.b, s.c, i, n0, n1);
+      }
+    }
 }
 
 void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c, int threads) {

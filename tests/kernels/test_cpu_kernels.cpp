@@ -330,6 +330,12 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
           check_matmul({1, s.m, s.n, s.k, ta, tb, true, 1, false, false, threads});
         }
     }
+  // The streaming path's last columns: every width below 16 (blocks of 8, 4, 2 and 1 in one
+  // pass), alone and after 64- and 16-wide blocks.
+  for (Index width = 1; width < 16; ++width)
+    for (Index before : {Index{0}, Index{80}})
+      for (bool ta : {false, true})
+        check_matmul({1, 1 + width % 3, before + width, 37, ta, false, true, 1, false, false, 1});
   // Batches: strides, including 0 (one operand shared by every product).
   for (int threads : {1, 2, 3})
     for (bool ta : {false, true})

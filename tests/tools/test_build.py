@@ -362,6 +362,13 @@ def main() -> int:
             serial = run([str(tmp / "mlp" / "fashion_mlp"), str(tmp / "images.jsonl")], env).stdout
             check(threaded == serial and len(serial.splitlines()) == 21,
                   "fashion_mlp --threads 2: the executable's output is identical to the serial artifact's")
+            # Three threads on this two-core machine: blocks of uneven size, and a thread that
+            # finishes its own block takes tasks of a late one's.
+            tart3 = tmp / "mlp_threads3"
+            run([kiln, "build", mlp, "--run", str(tmp / "mlp_run"), "-o", str(tart3), "--max-batch", "8", "--threads",
+                 "3", "--no-smoke"], env)
+            threaded3 = run([str(tart3 / "fashion_mlp"), str(tmp / "images.jsonl")], env).stdout
+            check(threaded3 == serial, "fashion_mlp --threads 3: the executable's output is identical to the serial one's")
             pixels = tmp / "pixels.f32"
             with pixels.open("wb") as out:
                 import struct

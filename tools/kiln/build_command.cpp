@@ -844,15 +844,21 @@ std::string header_source(const Model& m, const std::vector<RawColumn>& raw) {
 }
 
 // The worker pool of a threaded artifact (--threads N > 1): @P@_parallel_for, which the
-// kernels in @P@.o call. N-1 workers, started on first use, take tasks with the caller;
-// between calls they poll for a few milliseconds (spinning briefly, then yielding the core
+// kernels in @P@.o call. N-1 workers, started on first use, take tasks with the caller,
+// each thread its own contiguous block first (a batch-1 layer's columns: the same weights
+// stay in the same core's cache call after call), then what is left of the others'; between
+// calls they poll for a few milliseconds (spinning briefly, then yielding the core
 // between polls, as the caller does while it waits for the last tasks), then sleep on a
 // condition variable. A call that finds the pool busy (another context predicting at the
 // same time) runs serially.
 const char* kPoolSource = R"C(
 /* The worker pool behind @P@_parallel_for (@UP@_THREADS threads per call, the caller's
- * included). Task tickets carry the call's generation in their top 32 bits, so a worker
- * that wakes late for an earlier call can never take a task of the current one. */
+ * included). A call's tasks are cut into one contiguous block per thread (the caller's is
+ * block 0, worker w's block w), so that a thread runs the same tasks call after call and
+ * finds their data in its own core's cache; a thread that has finished its block takes
+ * what is left of the others'. Each block's cursor carries the call's generation in its top
+ * 32 bits, so a worker that wakes late for an earlier call can never take a task of the
+ * current one. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -866,7 +872,7 @@ static struct {
   pthread_cond_t wake;
   atomic_int busy, sleepers, started;
   atomic_uint generation;
-  atomic_ullong ticket;  /* generation << 32 | next task */
+  atomic_ullong cursor[@UP@_THREADS]; /* generation << 32 | next task of the block */
   atomic_llong done;
   _Atomic(@P@_task_fn) fn;
   _Atomic(void*) ctx;
@@ -879,20 +885,29 @@ static void @P@_relax(void) {
 #endif
 }
 
-/* Runs tasks of call `gen` until none is left. */
-static void @P@_take_tasks(unsigned gen, @P@_task_fn fn, void* ctx, long long count) {
-  for (;;) {
-    unsigned long long t = atomic_load(&@P@_pool.ticket);
-    if ((unsigned)(t >> 32) != gen || (long long)(t & 0xffffffffull) >= count) return;
-    if (!atomic_compare_exchange_weak(&@P@_pool.ticket, &t, t + 1)) continue;
-    fn(ctx, (int64_t)(t & 0xffffffffull));
-    atomic_fetch_add(&@P@_pool.done, 1);
+/* The first task of thread `t`'s block of `count` tasks. */
+static long long @P@_block_begin(long long count, int t) {
+  return count / @UP@_THREADS * t + (t < count % @UP@_THREADS ? t : count % @UP@_THREADS);
+}
+
+/* Runs tasks of call `gen`, block `self` first, until none is left. */
+static void @P@_take_tasks(unsigned gen, int self, @P@_task_fn fn, void* ctx, long long count) {
+  for (int o = 0; o < @UP@_THREADS; ++o) {
+    const int b = (self + o) % @UP@_THREADS;
+    const long long end = @P@_block_begin(count, b + 1);
+    for (;;) {
+      unsigned long long t = atomic_load(&@P@_pool.cursor[b]);
+      if ((unsigned)(t >> 32) != gen || (long long)(t & 0xffffffffull) >= end) break;
+      if (!atomic_compare_exchange_weak(&@P@_pool.cursor[b], &t, t + 1)) continue;
+      fn(ctx, (int64_t)(t & 0xffffffffull));
+      atomic_fetch_add(&@P@_pool.done, 1);
+    }
   }
 }
 
 static void* @P@_worker(void* arg) {
+  const int self = (int)(intptr_t)arg;
   unsigned seen = atomic_load(&@P@_pool.generation);
-  (void)arg;
   for (;;) {
     unsigned gen;
     long spins = 0;
@@ -913,19 +928,19 @@ static void* @P@_worker(void* arg) {
       spins = 0;
     }
     seen = gen;
-    @P@_take_tasks(gen, atomic_load(&@P@_pool.fn), atomic_load(&@P@_pool.ctx), atomic_load(&@P@_pool.count));
+    @P@_take_tasks(gen, self, atomic_load(&@P@_pool.fn), atomic_load(&@P@_pool.ctx), atomic_load(&@P@_pool.count));
   }
   return NULL;
 }
 
 static void @P@_start_workers(void) {
   int started = 0;
-  for (int w = 0; w < @UP@_THREADS - 1; ++w) {
+  for (int w = 1; w < @UP@_THREADS; ++w) {
     pthread_t thread;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, @P@_worker, NULL) == 0) ++started;
+    if (pthread_create(&thread, &attr, @P@_worker, (void*)(intptr_t)w) == 0) ++started;
     pthread_attr_destroy(&attr);
   }
   atomic_store(&@P@_pool.started, started);
@@ -934,7 +949,7 @@ static void @P@_start_workers(void) {
 void @P@_parallel_for(int64_t count, @P@_task_fn fn, void* ctx) {
   int expected = 0;
   if (count > 1) pthread_once(&@P@_pool.once, @P@_start_workers);
-  if (count <= 1 || atomic_load(&@P@_pool.started) == 0 ||
+  if (count <= 1 || count > 0xffffffffll || atomic_load(&@P@_pool.started) == 0 ||
       !atomic_compare_exchange_strong(&@P@_pool.busy, &expected, 1)) {
     for (int64_t i = 0; i < count; ++i) fn(ctx, i);
     return;
@@ -944,14 +959,15 @@ void @P@_parallel_for(int64_t count, @P@_task_fn fn, void* ctx) {
   atomic_store(&@P@_pool.ctx, ctx);
   atomic_store(&@P@_pool.count, (long long)count);
   atomic_store(&@P@_pool.done, 0);
-  atomic_store(&@P@_pool.ticket, (unsigned long long)gen << 32);
+  for (int b = 0; b < @UP@_THREADS; ++b)
+    atomic_store(&@P@_pool.cursor[b], (unsigned long long)gen << 32 | (unsigned long long)@P@_block_begin(count, b));
   atomic_store(&@P@_pool.generation, gen);
   if (atomic_load(&@P@_pool.sleepers) > 0) {
     pthread_mutex_lock(&@P@_pool.lock);
     pthread_cond_broadcast(&@P@_pool.wake);
     pthread_mutex_unlock(&@P@_pool.lock);
   }
-  @P@_take_tasks(gen, fn, ctx, (long long)count);
+  @P@_take_tasks(gen, 0, fn, ctx, (long long)count);
   /* The last tasks run elsewhere: poll, and yield between polls after a while, so that a
    * worker the OS has not scheduled yet gets this core instead of waiting for it. */
   for (long polls = 0; atomic_load(&@P@_pool.done) < (long long)count; ++polls) {
@@ -961,9 +977,9 @@ void @P@_parallel_for(int64_t count, @P@_task_fn fn, void* ctx) {
       sched_yield();
     }
   }
-  /* Close the call's tickets before the next call may change fn, ctx and count: a worker
+  /* Close the call's blocks before the next call may change fn, ctx and count: a worker
    * still holding this generation then finds no task to take. */
-  atomic_store(&@P@_pool.ticket, (unsigned long long)gen << 32 | 0xffffffffull);
+  for (int b = 0; b < @UP@_THREADS; ++b) atomic_store(&@P@_pool.cursor[b], (unsigned long long)gen << 32 | 0xffffffffull);
   atomic_store(&@P@_pool.busy, 0);
 }
 )C";
