@@ -73,7 +73,7 @@ struct CodegenReport {
   int epilogues = 0;  // ops folded into an epilogue (a matmul's bias and relu, a relu gradient into a pool gradient)
   int loops = 0;      // generated elementwise loops
   int kernel_calls = 0;
-  std::string kernels;  // the kernel bitcode linked in: "avx2" or "portable"
+  std::string kernels;  // the kernel bitcode linked in: "avx512", "avx2" or "portable"
   std::vector<Slot> slots;
 };
 
@@ -115,7 +115,7 @@ struct ObjectEntry {
 std::vector<CodegenReport> emit_object(const std::vector<ObjectEntry>& entries, const CodegenOptions& options,
                                        const std::string& path);
 
-// "avx2" or "portable": which kernel bitcode the host gets.
+// "avx512", "avx2" or "portable": which kernel bitcode the host gets.
 std::string host_kernel_flavour();
 
 }  // namespace kiln::codegen

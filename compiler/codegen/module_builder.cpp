@@ -34,6 +34,8 @@
 #include "kernels/reference/pooling.h"
 
 extern "C" {
+extern const char kiln_kernel_bitcode_avx512[];
+extern const char kiln_kernel_bitcode_avx512_end[];
 extern const char kiln_kernel_bitcode_avx2[];
 extern const char kiln_kernel_bitcode_avx2_end[];
 extern const char kiln_kernel_bitcode_portable[];
@@ -66,6 +68,11 @@ std::string host_features() {
   }
   return out;
 }
+
+// What a kernel bitcode flavour was compiled for (KILN_AVX512_FLAGS in CMakeLists.txt, and
+// -mavx2 -mfma): a target CPU with all of them gets that flavour.
+constexpr const char* kAvx512Features = "+avx2,+fma,+avx512f,+avx512vl,+avx512bw,+avx512dq";
+constexpr const char* kAvx2Features = "+avx2,+fma";
 
 bool has_feature(const std::string& features, const std::string& name) {
   return ("," + features + ",").find(",+" + name + ",") != std::string::npos;
@@ -234,10 +241,15 @@ struct ModuleBuilder::Impl {
 
   Impl(llvm::LLVMContext& c, const CodegenOptions& o, llvm::TargetMachine& t) : ctx(c), options(o), tm(t) {
     // What the target CPU has, whether it came from the host's features or from a named CPU.
-    const bool avx2 = tm.getMCSubtargetInfo()->checkFeatures("+avx2,+fma");
-    flavour = avx2 ? "avx2" : "portable";
-    const char* begin = avx2 ? kiln_kernel_bitcode_avx2 : kiln_kernel_bitcode_portable;
-    const char* end = avx2 ? kiln_kernel_bitcode_avx2_end : kiln_kernel_bitcode_portable_end;
+    const llvm::MCSubtargetInfo& cpu = *tm.getMCSubtargetInfo();
+    const char* begin = kiln_kernel_bitcode_portable;
+    const char* end = kiln_kernel_bitcode_portable_end;
+    flavour = "portable";
+    if (cpu.checkFeatures(kAvx512Features)) {
+      flavour = "avx512", begin = kiln_kernel_bitcode_avx512, end = kiln_kernel_bitcode_avx512_end;
+    } else if (cpu.checkFeatures(kAvx2Features)) {
+      flavour = "avx2", begin = kiln_kernel_bitcode_avx2, end = kiln_kernel_bitcode_avx2_end;
+    }
     llvm::MemoryBufferRef ref(llvm::StringRef(begin, static_cast<std::size_t>(end - begin)), "kiln_kernels");
     auto parsed = llvm::parseBitcodeFile(ref, ctx);
     if (!parsed) throw std::runtime_error("cannot read the embedded kernel bitcode: " + toString(parsed.takeError()));
@@ -1075,7 +1087,13 @@ std::optional<std::string> unsupported_reason(const ir::Program& program) {
 std::string host_kernel_flavour() {
   detail::init_llvm();
   const std::string f = detail::host_features();
-  return detail::has_feature(f, "avx2") && detail::has_feature(f, "fma") ? "avx2" : "portable";
+  const auto has_all = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names)
+      if (!detail::has_feature(f, n)) return false;
+    return true;
+  };
+  if (has_all({"avx2", "fma", "avx512f", "avx512vl", "avx512bw", "avx512dq"})) return "avx512";
+  return has_all({"avx2", "fma"}) ? "avx2" : "portable";
 }
 
 }  // namespace kiln::codegen

@@ -56,7 +56,13 @@ void kiln_sgemm_offset_tile(const float* a_base, const std::int64_t* a_offsets, 
                             std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc, std::int64_t mr,
                             std::int64_t nr);
 
-// Which micro-kernel this build uses: "avx2-fma-6x16" or "portable-6x16".
+// Which micro-kernel this build uses: "avx512-6x16", "avx2-fma-6x16" or "portable-6x16".
 const char* kiln_sgemm_kernel_name(void);
+
+// Native library only (gemm_dispatch.cpp; the JIT picks a bitcode flavour by its target CPU
+// instead): which copy of the GEMM the entry points above run, "avx512" or "avx2". The
+// default is AVX-512 where the CPU has it. Returns false, changing nothing, for a name this
+// CPU cannot run. For tests and benchmarks; not to be called while a product runs.
+bool kiln_sgemm_select_kernel(const char* name);
 
 }  // extern "C"

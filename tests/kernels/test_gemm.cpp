@@ -1,6 +1,6 @@
 // kiln_sgemm against a naive triple loop in double: every transpose case, alpha/beta, padded
 // leading dimensions, odd shapes around the 6×16 micro-tile and the 144/256 cache blocks,
-// and the threaded split.
+// and the threaded split, for each of the native library's GEMM copies (AVX2, AVX-512).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -82,9 +82,30 @@ void check_gemm(const GemmCase& g) {
   CHECK(failures == 0);
 }
 
+// The native library holds two copies of the GEMM (gemm_dispatch.cpp): each test below runs
+// once per copy; a copy this CPU cannot run is skipped with a warning. The default (the best
+// copy the CPU has) is restored after each run.
+struct UseKernel {
+  bool ok;
+  explicit UseKernel(const std::string& name) : ok(kiln_sgemm_select_kernel(name.c_str())) {
+    if (!ok) WARN("skipped for the " << name << " GEMM copy: this CPU cannot run it");
+  }
+  ~UseKernel() {
+    if (!kiln_sgemm_select_kernel("avx512")) kiln_sgemm_select_kernel("avx2");
+  }
+  UseKernel(const UseKernel&) = delete;
+  UseKernel& operator=(const UseKernel&) = delete;
+};
+#define KILN_FOR_EACH_GEMM_COPY()                                            \
+  const std::string gemm_copy = GENERATE(as<std::string>{}, "avx2", "avx512"); \
+  INFO("GEMM copy: " << gemm_copy);                                          \
+  const UseKernel use_kernel(gemm_copy);                                     \
+  if (!use_kernel.ok) return
+
 }  // namespace
 
 TEST_CASE("gemm matches the naive product for every transpose case and odd shape", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
   const Index sizes[] = {1, 2, 5, 7, 13, 17, 31, 33, 65};
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
@@ -102,6 +123,7 @@ TEST_CASE("gemm matches the naive product for every transpose case and odd shape
 }
 
 TEST_CASE("gemm crosses the cache blocks on large odd shapes", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
   struct Shape {
     Index m, n, k;
   };
@@ -125,6 +147,7 @@ TEST_CASE("gemm crosses the cache blocks on large odd shapes", "[gemm]") {
 }
 
 TEST_CASE("gemm applies alpha and beta and respects leading dimensions", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
       for (float alpha : {1.0f, -0.5f, 2.0f})
@@ -144,6 +167,7 @@ TEST_CASE("gemm applies alpha and beta and respects leading dimensions", "[gemm]
 }
 
 TEST_CASE("gemm with beta = 0 overwrites NaN in C; k = 0 or alpha = 0 only scales C", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> a(13 * 5, 1.0f), b(5 * 17, 2.0f), c(13 * 17, nan);
   std::vector<unsigned char> workspace(kiln_sgemm_workspace_size(13, 17, 5));
@@ -159,6 +183,7 @@ TEST_CASE("gemm with beta = 0 overwrites NaN in C; k = 0 or alpha = 0 only scale
 }
 
 TEST_CASE("gemm split over threads matches the naive product", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
   struct Shape {
     Index m, n, k;
   };
@@ -183,8 +208,20 @@ TEST_CASE("gemm split over threads matches the naive product", "[gemm]") {
 
 TEST_CASE("gemm reports its micro-kernel", "[gemm]") {
 #if defined(__x86_64__)
-  // kernels/CMakeLists.txt builds gemm.cpp with -mavx2 -mfma on x86-64.
-  CHECK(std::string(kiln_sgemm_kernel_name()) == "avx2-fma-6x16");
+  // kernels/CMakeLists.txt builds the native GEMM twice on x86-64; the AVX-512 copy is the
+  // default where the CPU has AVX-512.
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-6x16" : "avx2-fma-6x16"));
+  CHECK(!kiln_sgemm_select_kernel("sse2"));
+  {
+    const UseKernel use("avx2");
+    REQUIRE(use.ok);
+    CHECK(std::string(kiln_sgemm_kernel_name()) == "avx2-fma-6x16");
+  }
+  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-6x16" : "avx2-fma-6x16"));
+  if (!avx512) WARN("this CPU has no AVX-512: only the AVX2 GEMM copy runs here");
 #else
   CHECK(std::string(kiln_sgemm_kernel_name()) == "portable-6x16");
 #endif
