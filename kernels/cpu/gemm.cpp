@@ -42,7 +42,11 @@ namespace {
 
 using Index = std::int64_t;
 
-constexpr Index kMr = 6;
+// Rows of the packed micro-tile: 6 (12 ymm accumulators), or 8 with AVX-512 (8 zmm ones, of
+// 32 registers; batches of 64 or 256 rows then split into whole tiles).
+constexpr Index kMr = KILN_GEMM_AVX512 ? 8 : 6;
+// Rows of kiln_sgemm_offset_tile's micro-tile (A read in place through one offset a row).
+constexpr Index kOffsetMr = 6;
 constexpr Index kNr = 16;
 // Zen 3: 32 KB L1d holds a KC×NR B sliver (16 KB) plus the A sliver; 512 KB L2 holds the
 // MC×KC packed A block (144 KB); NC×KC packed B (3 MB) sits in the 32 MB L3.
@@ -55,7 +59,7 @@ constexpr Index kInPlaceAMaxCols = 64;
 // Packed B (bytes) small enough to stay in L2 while A is streamed past it whole rows at a time.
 constexpr Index kInPlaceBBytes = Index{384} << 10;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
-static_assert(kMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the micro-tile");
+static_assert(kOffsetMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the offset micro-tile");
 
 Index min_index(Index x, Index y) {
   return x < y ? x : y;
@@ -82,7 +86,38 @@ Index packed_b_floats(Index n, Index k) {
   return blocked > whole ? blocked : whole;
 }
 
-#if KILN_GEMM_AVX2
+#if KILN_GEMM_AVX512
+// out[p·MR + i] = rows[i][p] for a full panel of MR = 8 rows: 8×8 transposes, each giving 8
+// whole steps of the sliver.
+void pack_a_panel(const float* src, Index ld, Index kc, float* out) {
+  Index p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    const float* r = src + p;
+    const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + ld), r2 = _mm256_loadu_ps(r + 2 * ld),
+                 r3 = _mm256_loadu_ps(r + 3 * ld), r4 = _mm256_loadu_ps(r + 4 * ld), r5 = _mm256_loadu_ps(r + 5 * ld),
+                 r6 = _mm256_loadu_ps(r + 6 * ld), r7 = _mm256_loadu_ps(r + 7 * ld);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    float* o = out + p * kMr;
+    _mm256_storeu_ps(o + 0 * kMr, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(o + 1 * kMr, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(o + 2 * kMr, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(o + 3 * kMr, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(o + 4 * kMr, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(o + 5 * kMr, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(o + 6 * kMr, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(o + 7 * kMr, _mm256_permute2f128_ps(u3, u7, 0x31));
+  }
+  for (; p < kc; ++p)
+    for (Index i = 0; i < kMr; ++i) out[p * kMr + i] = src[i * ld + p];
+}
+#elif KILN_GEMM_AVX2
 // out[p·MR + i] = rows[i][p] for a full panel of MR rows: 8×8 transposes of 8 columns (two
 // zero rows), each column stored 8 wide so that the next column's store overwrites the 2
 // extra floats; only the panel's last column is stored 6 wide.
@@ -139,6 +174,8 @@ void pack_a(bool trans_a, const float* a, Index lda, Index row0, Index mc, Index
         const float* src = a + (row0 + s + i) * lda + pc;
         for (Index p = 0; p < kc; ++p) out[p * kMr + i] = src[p];
       }
+    } else if (rows == kMr) {  // one copy of constant size a step (a loop here was copied float by float)
+      for (Index p = 0; p < kc; ++p) std::memcpy(out + p * kMr, a + (pc + p) * lda + row0 + s, sizeof(float) * kMr);
     } else {
       for (Index p = 0; p < kc; ++p) {
         const float* src = a + (pc + p) * lda + row0 + s;
@@ -197,10 +234,7 @@ void pack_b(bool trans_b, const float* b, Index ldb, Index pc, Index kc, Index c
     // Row by row, so B is read sequentially (a sliver at a time would stride ldb per load).
     for (Index p = 0; p < kc; ++p) {
       const float* src = b + (pc + p) * ldb + col0;
-      for (Index s = 0; s < full; s += kNr) {
-        float* out = dst + s * kc + p * kNr;
-        for (Index j = 0; j < kNr; ++j) out[j] = src[s + j];
-      }
+      for (Index s = 0; s < full; s += kNr) std::memcpy(dst + s * kc + p * kNr, src + s, sizeof(float) * kNr);
       if (full < nc) {
         float* out = dst + full * kc + p * kNr;
         for (Index j = 0; j < nc - full; ++j) out[j] = src[full + j];
@@ -239,20 +273,21 @@ void store_partial(const float* tile, float* c, Index ldc, float alpha, float be
 
 #if KILN_GEMM_AVX512
 
-// The 6×16 accumulator tile: one zmm register a row.
+// The MR×16 accumulator tile: one zmm register a row.
 using Tile = __m512[kMr];
 
 [[gnu::always_inline]] inline __mmask16 first_lanes(Index nr) {
   return static_cast<__mmask16>((1u << nr) - 1u);
 }
 
-// C[0..mr) × [0..nr) = alpha·tile + beta·C (beta == 0 does not read C); a narrow tile's
-// columns through a lane mask.
-[[gnu::always_inline]] inline void store_tile(const Tile& t, float* c, Index ldc, float alpha, float beta, Index mr,
-                                              Index nr) {
+// C[0..mr) × [0..nr) = alpha·tile + beta·C (beta == 0 does not read C) from a tile of
+// Rows zmm registers; a narrow tile's columns through a lane mask.
+template <Index Rows>
+[[gnu::always_inline]] inline void store_tile(const __m512 (&t)[Rows], float* c, Index ldc, float alpha, float beta,
+                                              Index mr, Index nr) {
   const __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
-  if (mr == kMr && nr == kNr) {
-    for (Index i = 0; i < kMr; ++i) {
+  if (mr == Rows && nr == kNr) {
+    for (Index i = 0; i < Rows; ++i) {
       float* row = c + i * ldc;
       __m512 v = _mm512_mul_ps(valpha, t[i]);
       if (beta != 0.0f) v = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(row), v);
@@ -261,7 +296,7 @@ using Tile = __m512[kMr];
     return;
   }
   const __mmask16 mask = first_lanes(nr);
-  for (Index i = 0; i < kMr; ++i) {  // a constant trip count: t[i] with a variable i would put the tile in memory
+  for (Index i = 0; i < Rows; ++i) {  // a constant trip count: t[i] with a variable i would put the tile in memory
     if (i >= mr) break;
     float* row = c + i * ldc;
     __m512 v = _mm512_mul_ps(valpha, t[i]);
@@ -349,7 +384,7 @@ void offset_tile(const float* a_base, const Index* off, Index a_step, const floa
       b += b_step;
     }
   }
-  const Tile t = {c0, c1, c2, c3, c4, c5};
+  const __m512 t[kOffsetMr] = {c0, c1, c2, c3, c4, c5};
   store_tile(t, c, ldc, 1.0f, accumulate ? 1.0f : 0.0f, mr, nr);
 }
 
@@ -615,10 +650,10 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
         const Index mc = min_index(mc_step, m1 - ic);
         for (Index jr = 0; jr < n1 - n0; jr += kNr) {
           const Index nr = min_index(kNr, n1 - n0 - jr);
-          for (Index ir = 0; ir < mc; ir += kMr) {
-            const Index mr = min_index(kMr, mc - ir);
-            Index off[kMr];
-            for (Index i = 0; i < kMr; ++i) off[i] = (ic + ir + min_index(i, mr - 1)) * lda;
+          for (Index ir = 0; ir < mc; ir += kOffsetMr) {
+            const Index mr = min_index(kOffsetMr, mc - ir);
+            Index off[kOffsetMr];
+            for (Index i = 0; i < kOffsetMr; ++i) off[i] = (ic + ir + min_index(i, mr - 1)) * lda;
             offset_tile(a + pc, off, 1, packed_b + jr * kc, kNr, &run, 1, accumulate, c + (ic + ir) * ldc + n0 + jr,
                         ldc, mr, nr);
           }
@@ -718,7 +753,11 @@ void KILN_GEMM_ENTRY(kiln_sgemm_offset_tile)(const float* a_base, const std::int
 }
 
 const char* KILN_GEMM_ENTRY(kiln_sgemm_kernel_name)(void) {
-  return KILN_GEMM_AVX512 ? "avx512-6x16" : KILN_GEMM_AVX2 ? "avx2-fma-6x16" : "portable-6x16";
+  return KILN_GEMM_AVX512 ? "avx512-8x16" : KILN_GEMM_AVX2 ? "avx2-fma-6x16" : "portable-6x16";
+}
+
+std::int64_t KILN_GEMM_ENTRY(kiln_sgemm_tile_rows)(void) {
+  return kMr;
 }
 
 }  // extern "C"

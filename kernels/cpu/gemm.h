@@ -38,7 +38,8 @@ void kiln_sgemm_threaded(bool trans_a, bool trans_b, std::int64_t m, std::int64_
                          std::int64_t ldc, void* workspace, int threads);
 
 // ---- Internal: the convolution kernels' micro-tile (kernels/cpu/conv.cpp) ----------------------
-// The micro-tile is KILN_SGEMM_MR × KILN_SGEMM_NR. One run of the shared dimension: `len`
+// This tile is KILN_SGEMM_MR × KILN_SGEMM_NR (6×16 in every build; the packed GEMM's own
+// tile may have more rows, see kiln_sgemm_tile_rows). One run of the shared dimension: `len`
 // steps whose A values lie at a_base[a + p·a_step + offset_i] (offset_i one of six per-row
 // offsets) and whose B row is the 16 floats at b_base[b + p·b_step].
 #define KILN_SGEMM_MR 6
@@ -56,8 +57,12 @@ void kiln_sgemm_offset_tile(const float* a_base, const std::int64_t* a_offsets, 
                             std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc, std::int64_t mr,
                             std::int64_t nr);
 
-// Which micro-kernel this build uses: "avx512-6x16", "avx2-fma-6x16" or "portable-6x16".
+// Which micro-kernel this build uses: "avx512-8x16", "avx2-fma-6x16" or "portable-6x16".
 const char* kiln_sgemm_kernel_name(void);
+
+// Rows of that micro-kernel's tile (8 or 6): callers that split C's rows between threads
+// split on multiples of it, so that every block but the last holds whole tiles.
+std::int64_t kiln_sgemm_tile_rows(void);
 
 // Native library only (gemm_dispatch.cpp; the JIT picks a bitcode flavour by its target CPU
 // instead): which copy of the GEMM the entry points above run, "avx512" or "avx2". The

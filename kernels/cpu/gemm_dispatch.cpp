@@ -18,7 +18,8 @@ extern "C" {
                                       const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,          \
                                       std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc,           \
                                       std::int64_t mr, std::int64_t nr);                                             \
-  const char* kiln_sgemm_kernel_name##suffix(void);
+  const char* kiln_sgemm_kernel_name##suffix(void);                                                               \
+  std::int64_t kiln_sgemm_tile_rows##suffix(void);
 KILN_DECLARE_GEMM_VARIANT(_avx2)
 KILN_DECLARE_GEMM_VARIANT(_avx512)
 #undef KILN_DECLARE_GEMM_VARIANT
@@ -43,8 +44,10 @@ std::atomic<int>& use_avx512() {
 extern "C" {
 
 std::size_t kiln_sgemm_workspace_size(std::int64_t m, std::int64_t n, std::int64_t k) {
-  // Both copies pack the same 6×16 tiles in the same cache blocks.
-  return kiln_sgemm_workspace_size_avx2(m, n, k);
+  // Enough for either copy (their tiles differ in rows), whichever runs: the JIT sizes its
+  // kernels' scratch through this function whatever bitcode flavour it links.
+  const std::size_t avx2 = kiln_sgemm_workspace_size_avx2(m, n, k), avx512 = kiln_sgemm_workspace_size_avx512(m, n, k);
+  return avx2 > avx512 ? avx2 : avx512;
 }
 
 void kiln_sgemm_slice(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -70,6 +73,10 @@ void kiln_sgemm_offset_tile(const float* a_base, const std::int64_t* a_offsets, 
 
 const char* kiln_sgemm_kernel_name(void) {
   return use_avx512().load(std::memory_order_relaxed) ? kiln_sgemm_kernel_name_avx512() : kiln_sgemm_kernel_name_avx2();
+}
+
+std::int64_t kiln_sgemm_tile_rows(void) {
+  return use_avx512().load(std::memory_order_relaxed) ? kiln_sgemm_tile_rows_avx512() : kiln_sgemm_tile_rows_avx2();
 }
 
 bool kiln_sgemm_select_kernel(const char* name) {

@@ -16,9 +16,8 @@
 namespace kiln::cpu {
 namespace {
 
-constexpr Index kMr = 6;  // gemm.cpp's micro-tile
-constexpr Index kNr = 16;
-constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block
+constexpr Index kNr = 16;              // gemm.cpp's micro-tile columns (its rows: kiln_sgemm_tile_rows)
+constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block, a multiple of 6 and 8
 // Below this many multiply-adds per task, waking another thread costs more than it saves.
 constexpr Index kMatmulGrain = Index{1} << 16;
 
@@ -58,8 +57,9 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
     const Range r = split_range(ceil_div(p.n, kNr), p.parts, part);
     n0 = min_index(p.n, r.begin * kNr), n1 = min_index(p.n, r.end * kNr);
   } else {
-    const Range r = split_range(ceil_div(p.m, kMr), p.parts, part);
-    m0 = min_index(p.m, r.begin * kMr), m1 = min_index(p.m, r.end * kMr);
+    const Index mr = kiln_sgemm_tile_rows();
+    const Range r = split_range(ceil_div(p.m, mr), p.parts, part);
+    m0 = min_index(p.m, r.begin * mr), m1 = min_index(p.m, r.end * mr);
   }
   if (m0 >= m1 || n0 >= n1) return;
   const float* a = p.a + item * p.a_stride;
@@ -236,7 +236,7 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);
-  const Index tiles_m = ceil_div(m, kMr), tiles_n = ceil_div(n, kNr);
+  const Index tiles_m = ceil_div(m, kiln_sgemm_tile_rows()), tiles_n = ceil_div(n, kNr);
   p.split_cols = tiles_n >= tiles_m;
   // Whole products per task when there are enough of them; otherwise cut each product.
   const Index per_product = batch >= tasks ? 1 : ceil_div(tasks, batch);

@@ -213,14 +213,14 @@ TEST_CASE("gemm reports its micro-kernel", "[gemm]") {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-6x16" : "avx2-fma-6x16"));
+  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-8x16" : "avx2-fma-6x16"));
   CHECK(!kiln_sgemm_select_kernel("sse2"));
   {
     const UseKernel use("avx2");
     REQUIRE(use.ok);
     CHECK(std::string(kiln_sgemm_kernel_name()) == "avx2-fma-6x16");
   }
-  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-6x16" : "avx2-fma-6x16"));
+  CHECK(std::string(kiln_sgemm_kernel_name()) == (avx512 ? "avx512-8x16" : "avx2-fma-6x16"));
   if (!avx512) WARN("this CPU has no AVX-512: only the AVX2 GEMM copy runs here");
 #else
   CHECK(std::string(kiln_sgemm_kernel_name()) == "portable-6x16");
