@@ -5,9 +5,12 @@
 
 #include <fmt/format.h>
 #include <llvm/ADT/StringMap.h>
+#include <llvm/Analysis/LazyCallGraph.h>
+#include <llvm/Analysis/LoopInfo.h>
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/PassInstrumentation.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
@@ -17,6 +20,7 @@
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
+#include <llvm/Transforms/IPO/GlobalDCE.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -206,6 +210,9 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const CodegenOptions& o
   return tm;
 }
 
+// A kernel function that optimise_module leaves as clang made it (see Impl::finish).
+constexpr const char* kPreoptimised = "kiln-preoptimised";
+
 struct ModuleBuilder::Impl {
   llvm::LLVMContext& ctx;
   CodegenOptions options;
@@ -214,6 +221,7 @@ struct ModuleBuilder::Impl {
   std::vector<std::string> entries;
   int loop_counter = 0;
   std::string flavour;
+  std::set<std::string> kernel_functions;  // defined by the kernel bitcode
 
   llvm::Type* ptr_t() { return llvm::PointerType::getUnqual(ctx); }
   llvm::Type* i64_t() { return llvm::Type::getInt64Ty(ctx); }
@@ -254,6 +262,8 @@ struct ModuleBuilder::Impl {
     auto parsed = llvm::parseBitcodeFile(ref, ctx);
     if (!parsed) throw std::runtime_error("cannot read the embedded kernel bitcode: " + toString(parsed.takeError()));
     module = std::move(*parsed);
+    for (const llvm::Function& fn : *module)
+      if (!fn.isDeclaration()) kernel_functions.insert(fn.getName().str());
     module->setModuleIdentifier("kiln");
     module->setDataLayout(tm.createDataLayout());
     module->setTargetTriple(tm.getTargetTriple().str());
@@ -1016,7 +1026,7 @@ struct ModuleBuilder::Impl {
     throw std::runtime_error(fmt::format("{}: the LLVM backend has no code for op '{}'", inst.label, op));
   }
 
-  std::unique_ptr<llvm::Module> finish() {
+  std::unique_ptr<llvm::Module> finish(bool optimise) {
     const std::set<std::string> keep(entries.begin(), entries.end());
     const std::string cpu = tm.getTargetCPU().str();
     const std::string features = tm.getTargetFeatureString().str();
@@ -1039,24 +1049,46 @@ struct ModuleBuilder::Impl {
     for (llvm::GlobalVariable& g : module->globals()) {
       if (!g.isDeclaration() && !g.getName().startswith("llvm.")) g.setLinkage(llvm::GlobalValue::InternalLinkage);
     }
+    // Kernels no entry uses go now, before O2's first function passes would tidy them.
+    {
+      llvm::ModuleAnalysisManager mam;
+      llvm::GlobalDCEPass().run(*module, mam);
+    }
+    // The kernels' task functions (only ever called through kiln_parallel_for's pointer) and
+    // their noinline bodies never see a constant shape: clang optimised them at -O2 when it
+    // made the bitcode, and O2 here would only do that again (see optimise_module).
+    for (llvm::Function& fn : *module) {
+      if (fn.isDeclaration() || !kernel_functions.contains(fn.getName().str())) continue;
+      bool through_pointer = false;
+      for (const llvm::Use& use : fn.uses()) {
+        const auto* call = llvm::dyn_cast<llvm::CallBase>(use.getUser());
+        through_pointer |= call == nullptr || !call->isCallee(&use);
+      }
+      if (through_pointer || fn.hasFnAttribute(llvm::Attribute::NoInline)) fn.addFnAttr(kPreoptimised);
+    }
+    // So are the kernel functions that only such functions call (the GEMM under a matmul
+    // task), and so on.
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (llvm::Function& fn : *module) {
+        if (fn.isDeclaration() || fn.hasFnAttribute(kPreoptimised) || !kernel_functions.contains(fn.getName().str()) ||
+            fn.use_empty())
+          continue;
+        bool only_from_preoptimised = true;
+        for (const llvm::User* user : fn.users()) {
+          const auto* call = llvm::dyn_cast<llvm::CallBase>(user);
+          only_from_preoptimised &= call != nullptr && call->getFunction()->hasFnAttribute(kPreoptimised);
+        }
+        if (only_from_preoptimised) fn.addFnAttr(kPreoptimised), grew = true;
+      }
+    }
     std::string err;
     llvm::raw_string_ostream os(err);
     if (llvm::verifyModule(*module, &os)) throw std::runtime_error("generated LLVM IR is invalid: " + os.str());
-
-    llvm::LoopAnalysisManager lam;
-    llvm::FunctionAnalysisManager fam;
-    llvm::CGSCCAnalysisManager cgam;
-    llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(&tm);
-    pb.registerModuleAnalyses(mam);
-    pb.registerCGSCCAnalyses(cgam);
-    pb.registerFunctionAnalyses(fam);
-    pb.registerLoopAnalyses(lam);
-    pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
-    mpm.run(*module, mam);
+    if (!optimise) return std::move(module);
+    optimise_module(*module, tm);
     // KILN_DUMP_LLVM=FILE: the optimised module as text, for reading what the backend made.
-    if (const char* path = std::getenv("KILN_DUMP_LLVM"); path != nullptr && *path != '\0') {
+    if (const char* path = dump_llvm_path()) {
       std::error_code ec;
       llvm::raw_fd_ostream out(path, ec);
       if (!ec) module->print(out, nullptr);
@@ -1065,14 +1097,49 @@ struct ModuleBuilder::Impl {
   }
 };
 
+void optimise_module(llvm::Module& module, llvm::TargetMachine& tm) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  // Function, loop and call-graph passes skip the functions marked kPreoptimised (as LLVM's
+  // own optnone handling skips optnone functions); module passes and code generation still
+  // see them. About half of a training step's optimisation time went to them.
+  const auto preoptimised = [](const llvm::Function* f) { return f != nullptr && f->hasFnAttribute(kPreoptimised); };
+  llvm::PassInstrumentationCallbacks callbacks;
+  callbacks.registerShouldRunOptionalPassCallback([&](llvm::StringRef, llvm::Any ir) {
+    if (const auto* f = llvm::any_cast<const llvm::Function*>(&ir)) return !preoptimised(*f);
+    if (const auto* l = llvm::any_cast<const llvm::Loop*>(&ir)) return !preoptimised((*l)->getHeader()->getParent());
+    if (const auto* scc = llvm::any_cast<const llvm::LazyCallGraph::SCC*>(&ir)) {
+      for (const llvm::LazyCallGraph::Node& node : **scc)
+        if (!preoptimised(&node.getFunction())) return true;
+      return false;
+    }
+    return true;
+  });
+  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &callbacks);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
+  mpm.run(module, mam);
+}
+
+const char* dump_llvm_path() {
+  const char* path = std::getenv("KILN_DUMP_LLVM");
+  return path != nullptr && *path != '\0' ? path : nullptr;
+}
+
 ModuleBuilder::ModuleBuilder(llvm::LLVMContext& context, const CodegenOptions& options, llvm::TargetMachine& target)
     : impl_(std::make_unique<Impl>(context, options, target)) {}
 ModuleBuilder::~ModuleBuilder() = default;
 CodegenReport ModuleBuilder::add_program(const ir::Program& program, const std::string& entry) {
   return impl_->add(program, entry);
 }
-std::unique_ptr<llvm::Module> ModuleBuilder::finish() {
-  return impl_->finish();
+std::unique_ptr<llvm::Module> ModuleBuilder::finish(bool optimise) {
+  return impl_->finish(optimise);
 }
 
 }  // namespace detail

@@ -746,9 +746,9 @@ void kiln_sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 #endif
 
 void KILN_GEMM_ENTRY(kiln_sgemm_offset_tile)(const float* a_base, const std::int64_t* a_offsets, std::int64_t a_step,
-                            const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,
-                            std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc, std::int64_t mr,
-                            std::int64_t nr) {
+                                             const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,
+                                             std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc,
+                                             std::int64_t mr, std::int64_t nr) {
   offset_tile(a_base, a_offsets, a_step, b_base, b_step, runs, run_count, accumulate, c, ldc, mr, nr);
 }
 

@@ -8,17 +8,17 @@
 #include "kernels/cpu/gemm.h"
 
 extern "C" {
-#define KILN_DECLARE_GEMM_VARIANT(suffix)                                                                            \
-  std::size_t kiln_sgemm_workspace_size##suffix(std::int64_t m, std::int64_t n, std::int64_t k);                    \
-  void kiln_sgemm_slice##suffix(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,         \
-                                float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,     \
-                                float beta, float* c, std::int64_t ldc, void* workspace, int thread_index,           \
-                                int thread_count);                                                                   \
-  void kiln_sgemm_offset_tile##suffix(const float* a_base, const std::int64_t* a_offsets, std::int64_t a_step,      \
-                                      const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,          \
-                                      std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc,           \
-                                      std::int64_t mr, std::int64_t nr);                                             \
-  const char* kiln_sgemm_kernel_name##suffix(void);                                                               \
+#define KILN_DECLARE_GEMM_VARIANT(suffix)                                                                        \
+  std::size_t kiln_sgemm_workspace_size##suffix(std::int64_t m, std::int64_t n, std::int64_t k);                 \
+  void kiln_sgemm_slice##suffix(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,      \
+                                float alpha, const float* a, std::int64_t lda, const float* b, std::int64_t ldb, \
+                                float beta, float* c, std::int64_t ldc, void* workspace, int thread_index,       \
+                                int thread_count);                                                               \
+  void kiln_sgemm_offset_tile##suffix(const float* a_base, const std::int64_t* a_offsets, std::int64_t a_step,   \
+                                      const float* b_base, std::int64_t b_step, const kiln_sgemm_run* runs,      \
+                                      std::int64_t run_count, bool accumulate, float* c, std::int64_t ldc,       \
+                                      std::int64_t mr, std::int64_t nr);                                         \
+  const char* kiln_sgemm_kernel_name##suffix(void);                                                              \
   std::int64_t kiln_sgemm_tile_rows##suffix(void);
 KILN_DECLARE_GEMM_VARIANT(_avx2)
 KILN_DECLARE_GEMM_VARIANT(_avx512)

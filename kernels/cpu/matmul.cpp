@@ -16,7 +16,7 @@
 namespace kiln::cpu {
 namespace {
 
-constexpr Index kNr = 16;              // gemm.cpp's micro-tile columns (its rows: kiln_sgemm_tile_rows)
+constexpr Index kNr = 16;             // gemm.cpp's micro-tile columns (its rows: kiln_sgemm_tile_rows)
 constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block, a multiple of 6 and 8
 // Below this many multiply-adds per task, waking another thread costs more than it saves.
 constexpr Index kMatmulGrain = Index{1} << 16;

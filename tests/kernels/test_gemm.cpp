@@ -96,10 +96,10 @@ struct UseKernel {
   UseKernel(const UseKernel&) = delete;
   UseKernel& operator=(const UseKernel&) = delete;
 };
-#define KILN_FOR_EACH_GEMM_COPY()                                            \
+#define KILN_FOR_EACH_GEMM_COPY()                                              \
   const std::string gemm_copy = GENERATE(as<std::string>{}, "avx2", "avx512"); \
-  INFO("GEMM copy: " << gemm_copy);                                          \
-  const UseKernel use_kernel(gemm_copy);                                     \
+  INFO("GEMM copy: " << gemm_copy);                                            \
+  const UseKernel use_kernel(gemm_copy);                                       \
   if (!use_kernel.ok) return
 
 }  // namespace
