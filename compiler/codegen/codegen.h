@@ -118,4 +118,8 @@ std::vector<CodegenReport> emit_object(const std::vector<ObjectEntry>& entries, 
 // "avx512", "avx2" or "portable": which kernel bitcode the host gets.
 std::string host_kernel_flavour();
 
+// The CPU code is generated for: options.cpu, or the host's when that is empty. Throws
+// std::runtime_error for a name LLVM does not know, naming a few it does.
+std::string target_cpu_name(const CodegenOptions& options);
+
 }  // namespace kiln::codegen

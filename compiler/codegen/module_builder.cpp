@@ -201,7 +201,7 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const CodegenOptions& o
   std::string error;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
   if (target == nullptr) throw std::runtime_error("LLVM has no target for " + triple + ": " + error);
-  const std::string cpu = options.cpu.empty() ? llvm::sys::getHostCPUName().str() : options.cpu;
+  const std::string cpu = target_cpu_name(options);
   const std::string features = options.features.empty() && options.cpu.empty() ? host_features() : options.features;
   llvm::TargetOptions to;
   std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(triple, cpu, features, to, llvm::Reloc::PIC_,
@@ -1149,6 +1149,22 @@ std::optional<std::string> unsupported_reason(const ir::Program& program) {
     if (auto why = detail::check_instruction(program, inst)) return why;
   }
   return std::nullopt;
+}
+
+std::string target_cpu_name(const CodegenOptions& options) {
+  if (options.cpu.empty()) return llvm::sys::getHostCPUName().str();
+  detail::init_llvm();
+  const std::string triple = llvm::sys::getProcessTriple();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (target == nullptr) throw std::runtime_error("LLVM has no target for " + triple + ": " + error);
+  std::unique_ptr<llvm::MCSubtargetInfo> info(target->createMCSubtargetInfo(triple, "", ""));
+  if (info == nullptr || !info->isCPUStringValid(options.cpu)) {
+    throw std::runtime_error("'" + options.cpu +
+                             "' is not a CPU LLVM knows (for example x86-64, x86-64-v3, znver3, skylake-avx512; "
+                             "`llc-16 -mcpu=help` lists them all)");
+  }
+  return options.cpu;
 }
 
 std::string host_kernel_flavour() {

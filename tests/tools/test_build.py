@@ -193,6 +193,21 @@ def main() -> int:
         for f in expected:
             check((art / f).is_file(), f"{f} exists")
 
+        # --cpu: NAME.o for another CPU. x86-64-v3 (AVX2, as on Zen 3) gets the AVX2 kernels and
+        # no AVX-512 instruction, whatever this machine has; its smoke test passes (kiln build
+        # runs it). A CPU LLVM does not know is refused with a message, not ignored.
+        art_v3 = tmp / "art_v3"
+        run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(art_v3), "--cpu", "x86-64-v3"], env)
+        header_v3 = (art_v3 / f"{NAME}.h").read_text()
+        check(f'#define {NAME.upper()}_TARGET_CPU "x86-64-v3"' in header_v3 and "(kernels: avx2)" in header_v3,
+              "the header names the target CPU and the AVX2 kernels")
+        if shutil.which("objdump"):
+            asm = run(["objdump", "-d", str(art_v3 / f"{NAME}.o")], env).stdout
+            check("ymm" in asm and "zmm" not in asm, "--cpu x86-64-v3: AVX2 code and no AVX-512 register in the object")
+        bad = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_bad"), "--cpu", "zen9"], env,
+                  expect=1)
+        check("'zen9' is not a CPU LLVM knows" in bad.stderr, f"--cpu zen9 is refused: {bad.stderr.strip()[:120]}")
+
         # Dependencies: libc and libm only.
         allowed = ("libc.so", "libm.so", "ld-linux")
         for binary in (f"lib{NAME}.so", NAME):

@@ -207,6 +207,7 @@ struct Model {
   std::int64_t output_width = 0;
   std::vector<std::int64_t> batches;
   std::vector<codegen::CodegenReport> reports;
+  std::string cpu;                    // the target CPU of NAME.o
   std::vector<codegen::Slot> slots;   // the same in every entry
   std::vector<std::size_t> slot_arg;  // variable: payload offset; assign: workspace offset; output: index
   std::vector<Variable> variables;
@@ -829,6 +830,8 @@ std::string header_source(const Model& m, const std::vector<RawColumn>& raw) {
   o << "#define @UP@_THREADS " << m.threads
     << (m.threads > 1 ? " /* threads per predict call: the caller and library workers (link with -pthread) */\n"
                       : " /* predict runs on the calling thread only */\n");
+  o << "#define @UP@_TARGET_CPU \"" << m.cpu << "\" /* @P@.o runs on this CPU and those with its instruction set"
+    << " extensions (kernels: " << m.reports.front().kernels << "); kiln build --cpu picks another */\n";
   o << "#define @UP@_ALIGNMENT " << kAlign << "\n";
   o << "#define @UP@_WORKSPACE_BYTES " << m.workspace_bytes << "u\n";
   o << "#define @UP@_ARENA_BYTES " << m.arena_bytes << "u\n";
@@ -1915,6 +1918,8 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
     codegen::CodegenOptions options;
     options.threads = m.threads;
     options.parallel_for_name = P + "_parallel_for";
+    options.cpu = args.cpu;
+    m.cpu = codegen::target_cpu_name(options);
     m.reports = codegen::emit_object(entries, options, (out_dir / (P + ".o")).string());
   } catch (const std::runtime_error& e) {
     throw BuildError(std::string("code generation failed: ") + e.what());
@@ -2119,6 +2124,9 @@ CLI::App* add_build_command(CLI::App& app, BuildArgs& args) {
                    "Threads one predict call may use, the caller's included (default 1; more starts worker "
                    "threads in the library)")
       ->check(CLI::Range(1, 64));
+  build->add_option("--cpu", args.cpu,
+                    "The CPU NAME.o is compiled for, an LLVM name (x86-64, x86-64-v3, znver3, skylake-avx512, ...; "
+                    "default: this machine's)");
   build->add_flag("--no-smoke", args.no_smoke, "Do not run the generated smoke test");
   return build;
 }

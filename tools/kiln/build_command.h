@@ -18,6 +18,7 @@ struct BuildArgs {
   std::string weights = "embedded";  // embedded | file
   bool no_smoke = false;             // skip running the smoke test at the end
   int threads = 1;                   // threads one predict call may use (its caller's included)
+  std::string cpu;                   // NAME.o's target CPU (an LLVM name); empty: this machine's
 };
 
 // Adds `build` to `app`; returns the subcommand.
