@@ -1054,13 +1054,21 @@ autodiff::TrainingStep example_training_step(const std::string& file) {
   return step;
 }
 
-TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", "[jit]") {
-  // KILN_CPU=x86-64 makes the JIT compile for the baseline x86-64, which lacks AVX2 and FMA,
-  // so the portable kernel bitcode is linked in instead of the AVX2 one.
+TEST_CASE("the AVX2 and the portable kernels (older CPUs than this one) agree with the reference", "[jit]") {
+  // KILN_CPU=NAME makes the JIT compile for that CPU: x86-64-v3 (AVX2 and FMA, no AVX-512)
+  // gets the AVX2 kernel bitcode and x86-64 (neither) the portable one, whatever this
+  // machine has; both run here.
+  struct Target {
+    const char* cpu;
+    const char* kernels;
+    std::int64_t batch;  // big enough for the AVX2 GEMM's micro-tiles; small for the slow portable ones
+  };
+  const Target target = GENERATE(Target{"x86-64-v3", "avx2", 16}, Target{"x86-64", "portable", 3});
+  INFO("KILN_CPU=" << target.cpu);
   struct CpuOverride {
-    CpuOverride() { ::setenv("KILN_CPU", "x86-64", 1); }
+    explicit CpuOverride(const char* cpu) { ::setenv("KILN_CPU", cpu, 1); }
     ~CpuOverride() { ::unsetenv("KILN_CPU"); }
-  } override_cpu;
+  } override_cpu(target.cpu);
   for (const char* name : {"fashion_mlp.kiln", "fashion_cnn.kiln"}) {
     INFO(name);
     autodiff::TrainingStep step = example_training_step(name);
@@ -1068,12 +1076,12 @@ TEST_CASE("the portable kernels (a CPU without AVX2) agree with the reference", 
     // its own magnitude and so turns a last-bit difference in a near-zero gradient into a
     // different step.
     for (const auto& [param, grad] : step.gradients) step.graph.add_output("grad." + param, grad);
-    const std::int64_t batch = 3;
+    const std::int64_t batch = target.batch;
     codegen::CodegenOptions options;
-    options.cpu = "x86-64";
+    options.cpu = target.cpu;
     const auto program = codegen::jit_compile(ir::lower_to_program(step.graph, batch), options,
                                               reinterpret_cast<void*>(&kiln_parallel_for));
-    CHECK(program->report().kernels == "portable");
+    CHECK(program->report().kernels == target.kernels);
     std::mt19937 rng(11);
     const auto feeds = model_feeds(step.graph, batch, rng);
     auto ref = runtime::make_reference_executor(step.graph, batch);
@@ -1139,15 +1147,24 @@ TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-id
   }
 }
 
-TEST_CASE("a named CPU with AVX2 gets the AVX2 kernels; profiling two executors keeps them apart", "[jit]") {
+TEST_CASE("a named CPU gets the kernels its instruction set allows; profiling two executors keeps them apart",
+          "[jit]") {
   auto c = sema::compile_file(testing::source_dir() / "models" / "credit_risk.kiln", stdlib());
   REQUIRE(!c->diags.has_errors());
   const ir::Graph& g = c->trains.front().graph;
   codegen::CodegenOptions options;
+  options.cpu = "znver4";  // compiled only, so this holds on a machine without AVX-512 too
+  CHECK(codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for))
+            ->report()
+            .kernels == "avx512");
   options.cpu = "znver3";
   CHECK(codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for))
             ->report()
             .kernels == "avx2");
+  options.cpu = "zen9";
+  CHECK_THROWS_WITH(
+      codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for)),
+      Catch::Contains("'zen9' is not a CPU LLVM knows"));
   options.cpu = "x86-64";
   CHECK(codegen::jit_compile(ir::lower_to_program(g, 4), options, reinterpret_cast<void*>(&kiln_parallel_for))
             ->report()
