@@ -304,6 +304,8 @@ int main(int argc, char** argv) {
       // (M = 64·28·28, K = 5·5·1, N = 32).
       {12544, 800, 64, false, false, 1},
       {50176, 25, 32, false, false, 1},
+      // The CNN's dense layer forward (below at two threads) on one.
+      {64, 3136, 1024, false, false, 1},
       // Two threads (Kiln starts its workers per call; OpenBLAS keeps a pool).
       {256, 256, 256, false, false, 2},
       {512, 512, 512, false, false, 2},
