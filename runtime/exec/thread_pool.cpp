@@ -2,9 +2,11 @@
 // it runs. A worker announces itself in active_ before it reads job_, and the caller
 // clears job_ and waits for active_ to drop to zero before its stack frame goes, so no
 // worker can touch a finished job (all of these atomics are sequentially consistent).
-// Indices are handed out by one fetch_add each; completion is counted in job.done.
+// Indices are handed out by one fetch_add each on a block's cursor (thread_pool.h: each
+// thread first runs its own contiguous block); completion is counted in job.done.
 #include "runtime/exec/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -54,7 +56,7 @@ void ThreadPool::start(int threads) {
   // Workers count generations from now, not from whenever the OS first runs them: a job
   // posted before a worker starts must still wake it.
   const std::uint64_t generation = generation_.load();
-  for (int i = 1; i < size_; ++i) workers_.emplace_back([this, generation] { worker_loop(generation); });
+  for (int i = 1; i < size_; ++i) workers_.emplace_back([this, generation, i] { worker_loop(generation, i); });
 }
 
 void ThreadPool::stop() {
@@ -73,16 +75,20 @@ void ThreadPool::resize(int threads) {
   start(threads);
 }
 
-void ThreadPool::run_indices(Job& job) {
-  for (;;) {
-    const std::int64_t i = job.next.fetch_add(1, std::memory_order_relaxed);
-    if (i >= job.count) return;
-    job.fn(job.ctx, i);
-    job.done.fetch_add(1, std::memory_order_release);
+void ThreadPool::run_indices(Job& job, int self) {
+  for (int o = 0; o < job.blocks; ++o) {
+    const int b = (self + o) % job.blocks;
+    const std::int64_t end = job.block_begin(b + 1);
+    for (;;) {
+      const std::int64_t i = job.next[b].fetch_add(1, std::memory_order_relaxed);
+      if (i >= end) break;
+      job.fn(job.ctx, i);
+      job.done.fetch_add(1, std::memory_order_release);
+    }
   }
 }
 
-void ThreadPool::worker_loop(std::uint64_t seen) {
+void ThreadPool::worker_loop(std::uint64_t seen, int self) {
   t_inside_task = true;
   for (;;) {
     // Poll for a new generation, then sleep.
@@ -105,7 +111,7 @@ void ThreadPool::worker_loop(std::uint64_t seen) {
     if (stopping_.load()) return;
     seen = generation_.load();
     active_.fetch_add(1);
-    if (Job* job = job_.load()) run_indices(*job);
+    if (Job* job = job_.load()) run_indices(*job, self);
     active_.fetch_sub(1);
   }
 }
@@ -120,6 +126,8 @@ void ThreadPool::parallel_for(std::int64_t count, TaskFn fn, void* ctx) {
   job.fn = fn;
   job.ctx = ctx;
   job.count = count;
+  job.blocks = static_cast<int>(std::min<std::int64_t>({count, size_, kMaxBlocks}));
+  for (int b = 0; b < job.blocks; ++b) job.next[b].store(job.block_begin(b), std::memory_order_relaxed);
   job_.store(&job);
   generation_.fetch_add(1);
   if (sleepers_.load() > 0) {
@@ -128,7 +136,7 @@ void ThreadPool::parallel_for(std::int64_t count, TaskFn fn, void* ctx) {
   }
 
   t_inside_task = true;
-  run_indices(job);
+  run_indices(job, 0);
   t_inside_task = false;
 
   // Wait for the indices other threads took, then for every worker to let go of the job.

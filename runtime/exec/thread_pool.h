@@ -47,18 +47,25 @@ class ThreadPool {
   }
 
  private:
+  // The indices are cut into one contiguous block per thread (the caller's is block 0,
+  // worker w's block w), each with its own cursor: a thread takes its own block first, so
+  // step after step the same thread runs the same indices and finds their data (a layer's
+  // weight columns, say) in its own core's cache; then it takes what is left of the others.
+  static constexpr int kMaxBlocks = 64;
   struct Job {
     TaskFn fn = nullptr;
     void* ctx = nullptr;
     std::int64_t count = 0;
-    std::atomic<std::int64_t> next{0};
+    int blocks = 1;
+    std::atomic<std::int64_t> next[kMaxBlocks];  // cursors, the first `blocks` in use
     std::atomic<std::int64_t> done{0};
+    std::int64_t block_begin(int b) const { return count / blocks * b + (b < count % blocks ? b : count % blocks); }
   };
 
   void start(int threads);
   void stop();
-  void worker_loop(std::uint64_t seen);
-  static void run_indices(Job& job);
+  void worker_loop(std::uint64_t seen, int self);
+  static void run_indices(Job& job, int self);
 
   int size_ = 1;
   std::vector<std::thread> workers_;

@@ -45,6 +45,14 @@ TEST_CASE("ThreadPool runs every index exactly once", "[thread_pool][cpu_kernels
   }
   ThreadPool zero(0);  // counts as 1
   CHECK(zero.size() == 1);
+  // More threads than the job has blocks (64): the extra workers start on another's block.
+  ThreadPool wide(70);
+  for (const std::int64_t count : {5, 1000, 100003}) {
+    INFO("70 threads, count " << count);
+    Counts counts(count);
+    wide.parallel_for(count, count_index, &counts);
+    CHECK(counts.each_once());
+  }
 }
 
 TEST_CASE("ThreadPool: nested calls run inline, tasks really run in parallel", "[thread_pool][cpu_kernels]") {
