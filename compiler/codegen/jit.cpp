@@ -43,13 +43,14 @@ class LlvmJitProgram final : public JitProgram {
   double seconds_;
 };
 
-// Code-generation partitions for a module of `functions` definitions (a small module is not
-// worth the bitcode round trips), and the threads that compile them: four parts on two
-// threads even out parts of unequal cost (fashion_cnn's step: 0.35 s of code generation
-// with two parts, 0.30-0.32 s with four).
+// Code-generation partitions for a module of at least kSplitMinFunctions definitions (fewer
+// are not worth the bitcode round trips; fashion_mlp's and credit_risk's training steps, with
+// 8-23, compile in 0.30-0.40 s split against 0.40-0.44 s whole), and the threads that
+// compile them: four parts on two threads even out parts of unequal cost (fashion_cnn's
+// step: 0.35 s of code generation with two parts, 0.30-0.32 s with four).
 constexpr unsigned kCodegenParts = 4;
 constexpr unsigned kCodegenThreads = 2;
-constexpr std::size_t kSplitMinFunctions = 24;
+constexpr std::size_t kSplitMinFunctions = 8;
 
 // One partition of the optimised module, moved into its own context, and the name of a
 // function it defines (looked up to start its code generation).
