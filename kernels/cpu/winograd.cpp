@@ -103,10 +103,6 @@ void store(float* p, const Vec& v, Index n = kLanes) {
   std::memcpy(lanes, &v, sizeof v);
   for (Index l = 0; l < n; ++l) p[l] = lanes[l];
 }
-static_assert(kLanes == 8, "splat lists the lanes");
-void splat(Vec& v, float x) {
-  v = Vec{x, x, x, x, x, x, x, x};
-}
 
 // ---- 1-D transforms on arrays of T (float or Vec) ----
 
@@ -180,10 +176,18 @@ inline void transform_2d(const Vec* in, Vec* out, F one_d) {
 
 // ---- the products ----
 
+// A whole row of the product tile: 16 lanes, one zmm register where the CPU has AVX-512,
+// two ymm ones with AVX2 (the compiler splits it; the arithmetic is the same lane by lane).
+typedef float Row __attribute__((vector_size(kNr * sizeof(float))));
+static_assert(kNr == 16, "splat_row lists the lanes");
+void splat_row(Row& v, float x) {
+  v = Row{x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+}
+
 // One 6×16 tile of C: C[i][0..16) (= or +=) Σ_{p < k} A(p, i)·B[p][0..16), A(p, i) at
 // a[p·a_step + min(i, mr - 1)·a_row], B row p the 16 floats at b + p·16, C rows i < mr
-// (stride ldc) written. Twelve accumulators of 8 lanes: the AVX2 build keeps them in
-// registers and contracts each multiply-add into an FMA.
+// (stride ldc) written. Six accumulators of 16 lanes (6 zmm registers, or 12 ymm ones); each
+// multiply-add contracts into an FMA.
 template <bool kAccumulate>
 inline void product_tile(const float* a, Index a_row, Index a_step, const float* b, Index k, float* c, Index ldc,
                          Index mr) {
@@ -193,44 +197,35 @@ inline void product_tile(const float* a, Index a_row, Index a_step, const float*
   const float* a3 = a + min_index(3, mr - 1) * a_row;
   const float* a4 = a + min_index(4, mr - 1) * a_row;
   const float* a5 = a + min_index(5, mr - 1) * a_row;
-  Vec c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{}, c40{}, c41{}, c50{}, c51{};
+  Row c0{}, c1{}, c2{}, c3{}, c4{}, c5{};
   for (Index p = 0; p < k; ++p) {
-    Vec b0, b1, ai;
-    load(b0, b + p * kNr);
-    load(b1, b + p * kNr + kLanes);
+    Row bp, ai;
+    std::memcpy(&bp, b + p * kNr, sizeof bp);
     const Index o = p * a_step;
-    splat(ai, a0[o]);
-    c00 += ai * b0, c01 += ai * b1;
-    splat(ai, a1[o]);
-    c10 += ai * b0, c11 += ai * b1;
-    splat(ai, a2[o]);
-    c20 += ai * b0, c21 += ai * b1;
-    splat(ai, a3[o]);
-    c30 += ai * b0, c31 += ai * b1;
-    splat(ai, a4[o]);
-    c40 += ai * b0, c41 += ai * b1;
-    splat(ai, a5[o]);
-    c50 += ai * b0, c51 += ai * b1;
+    splat_row(ai, a0[o]);
+    c0 += ai * bp;
+    splat_row(ai, a1[o]);
+    c1 += ai * bp;
+    splat_row(ai, a2[o]);
+    c2 += ai * bp;
+    splat_row(ai, a3[o]);
+    c3 += ai * bp;
+    splat_row(ai, a4[o]);
+    c4 += ai * bp;
+    splat_row(ai, a5[o]);
+    c5 += ai * bp;
   }
-  const Vec acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (!kAccumulate && mr == kMr) {  // the common case, unrolled: the accumulators go straight out
-    for (Index i = 0; i < kMr; ++i) {
-      store(c + i * ldc, acc[i][0]);
-      store(c + i * ldc + kLanes, acc[i][1]);
-    }
-    return;
-  }
-  for (Index i = 0; i < mr; ++i) {
+  const Row acc[kMr] = {c0, c1, c2, c3, c4, c5};
+  for (Index i = 0; i < kMr; ++i) {  // a constant trip count: acc[i] with a variable i would put acc in memory
+    if (i >= mr) break;
     float* row = c + i * ldc;
     if (kAccumulate) {
-      Vec lo, hi;
-      load(lo, row);
-      load(hi, row + kLanes);
-      store(row, lo + acc[i][0]);
-      store(row + kLanes, hi + acc[i][1]);
+      Row old;
+      std::memcpy(&old, row, sizeof old);
+      const Row sum = old + acc[i];
+      std::memcpy(row, &sum, sizeof sum);
     } else {
-      store(row, acc[i][0]);
-      store(row + kLanes, acc[i][1]);
+      std::memcpy(row, &acc[i], sizeof acc[i]);
     }
   }
 }
