@@ -122,4 +122,10 @@ std::string host_kernel_flavour();
 // std::runtime_error for a name LLVM does not know, naming a few it does.
 std::string target_cpu_name(const CodegenOptions& options);
 
+// Of the x86 instruction set extensions that generated code may use and that C compilers'
+// __builtin_cpu_supports can test (sse4.2, popcnt, avx, avx2, fma, bmi, bmi2, avx512f, cd,
+// vl, bw, dq, er), those the target CPU has, in those names: what an artifact checks at
+// start-up before it runs code that would fault without them.
+std::vector<std::string> target_cpu_checks(const CodegenOptions& options);
+
 }  // namespace kiln::codegen

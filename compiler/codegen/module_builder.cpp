@@ -1167,6 +1167,18 @@ std::string target_cpu_name(const CodegenOptions& options) {
   return options.cpu;
 }
 
+std::vector<std::string> target_cpu_checks(const CodegenOptions& options) {
+  static const char* const kTestable[] = {"sse4.2",  "popcnt",   "avx",      "avx2",     "fma",      "bmi",     "bmi2",
+                                          "avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq", "avx512er"};
+  std::vector<std::string> out;
+  const std::string triple = llvm::sys::getProcessTriple();
+  if (triple.rfind("x86_64", 0) != 0) return out;
+  const auto tm = detail::make_target_machine(options);
+  for (const char* name : kTestable)
+    if (tm->getMCSubtargetInfo()->checkFeatures(std::string("+") + name)) out.emplace_back(name);
+  return out;
+}
+
 std::string host_kernel_flavour() {
   detail::init_llvm();
   const std::string f = detail::host_features();

@@ -207,6 +207,23 @@ def main() -> int:
         bad = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_bad"), "--cpu", "zen9"], env,
                   expect=1)
         check("'zen9' is not a CPU LLVM knows" in bad.stderr, f"--cpu zen9 is refused: {bad.stderr.strip()[:120]}")
+        # An artifact for a CPU with an extension this one lacks (Knights Landing's AVX-512 ER)
+        # refuses to start with a message instead of faulting on the first instruction: the
+        # smoke test's init fails (kiln build says why and how to go on), and with --no-smoke
+        # the built predictor exits with the message.
+        flags = pathlib.Path("/proc/cpuinfo").read_text() if pathlib.Path("/proc/cpuinfo").exists() else ""
+        if " avx512er" in flags:
+            print("skip --cpu knl: this CPU has AVX-512 ER")
+        else:
+            knl = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_knl"), "--cpu", "knl"], env,
+                      expect=1)
+            check("lacks an instruction set extension" in knl.stderr and "--no-smoke" in knl.stderr,
+                  f"--cpu knl on this CPU: the smoke test's init refuses it: {knl.stderr.strip()[-160:]}")
+            run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_knl"), "--cpu", "knl",
+                 "--no-smoke"], env)
+            refused = run([str(tmp / "art_knl" / NAME), csv], env, expect=None)
+            check(refused.returncode != 0 and "lacks an instruction set extension" in refused.stderr,
+                  f"the knl predictor exits with the message: {refused.returncode} {refused.stderr.strip()[:100]}")
 
         # Dependencies: libc and libm only.
         allowed = ("libc.so", "libm.so", "ld-linux")

@@ -207,9 +207,10 @@ struct Model {
   std::int64_t output_width = 0;
   std::vector<std::int64_t> batches;
   std::vector<codegen::CodegenReport> reports;
-  std::string cpu;                    // the target CPU of NAME.o
-  std::vector<codegen::Slot> slots;   // the same in every entry
-  std::vector<std::size_t> slot_arg;  // variable: payload offset; assign: workspace offset; output: index
+  std::string cpu;                      // the target CPU of NAME.o
+  std::vector<std::string> cpu_checks;  // its extensions that the runtime tests at init
+  std::vector<codegen::Slot> slots;     // the same in every entry
+  std::vector<std::size_t> slot_arg;    // variable: payload offset; assign: workspace offset; output: index
   std::vector<Variable> variables;
   std::size_t weights_payload = 0;
   std::uint64_t fingerprint = 0;
@@ -449,6 +450,7 @@ typedef struct @P@_ctx {
 #define @UP@_E_NOT_INITIALIZED 8   /* @P@_init did not succeed on this context */
 #define @UP@_E_RECORD 9            /* a record the feature pipeline rejects */
 #define @UP@_E_IO 10               /* the weights file cannot be read */
+#define @UP@_E_CPU 11              /* this CPU lacks an extension @P@.o was compiled for (@UP@_CPU_EXTENSIONS) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -611,6 +613,9 @@ static int @P@_check_weights(const unsigned char* w, int full) {
     case @UP@_E_NOT_INITIALIZED: return "the context is not initialised";
     case @UP@_E_RECORD: return "a record the feature pipeline rejects";
     case @UP@_E_IO: return "cannot read the weights file";
+    case @UP@_E_CPU:
+      return "this CPU lacks an instruction set extension @P@.o was compiled for (" @UP@_CPU_EXTENSIONS
+             ", for the CPU " @UP@_TARGET_CPU "): build the artifact for this CPU with kiln build --cpu";
   }
   return "unknown error";
 }
@@ -635,6 +640,7 @@ static int @P@_check_weights(const unsigned char* w, int full) {
   int full = 1, rc;
   if (ctx == NULL || workspace == NULL) return @UP@_E_ARGUMENT;
   ctx->ready = 0;
+  if (!@P@_cpu_ok()) return @UP@_E_CPU;
   if ((uintptr_t)workspace % @UP@_ALIGNMENT != 0) return @UP@_E_ALIGNMENT;
   if (w == NULL) {
 #if @UP@_WEIGHTS_EMBEDDED
@@ -832,6 +838,9 @@ std::string header_source(const Model& m, const std::vector<RawColumn>& raw) {
                       : " /* predict runs on the calling thread only */\n");
   o << "#define @UP@_TARGET_CPU \"" << m.cpu << "\" /* @P@.o runs on this CPU and those with its instruction set"
     << " extensions (kernels: " << m.reports.front().kernels << "); kiln build --cpu picks another */\n";
+  o << "#define @UP@_CPU_EXTENSIONS \"";
+  for (std::size_t i = 0; i < m.cpu_checks.size(); ++i) o << (i ? " " : "") << m.cpu_checks[i];
+  o << "\" /* of those, what @P@_init checks the CPU for (else @UP@_E_CPU) */\n";
   o << "#define @UP@_ALIGNMENT " << kAlign << "\n";
   o << "#define @UP@_WORKSPACE_BYTES " << m.workspace_bytes << "u\n";
   o << "#define @UP@_ARENA_BYTES " << m.arena_bytes << "u\n";
@@ -1050,6 +1059,13 @@ std::string runtime_source(const Model& m, const std::vector<RawColumn>& raw, co
     tables << "  (void)out;\n";
   }
   tables << "}\n";
+  // The CPU check: code compiled for extensions the CPU lacks would fault, so @P@_init
+  // refuses such a CPU (with GCC's and clang's __builtin_cpu_supports; other compilers skip it).
+  tables << "\n/* Whether this CPU has the extensions @P@.o was compiled for (@UP@_CPU_EXTENSIONS). */\n"
+         << "static int @P@_cpu_ok(void) {\n#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))\n"
+         << "  __builtin_cpu_init();\n  return 1";
+  for (const std::string& e : m.cpu_checks) tables << " && __builtin_cpu_supports(\"" << e << "\")";
+  tables << ";\n#else\n  return 1;\n#endif\n}\n";
   // Helpers, with the tables spliced in after the run-state typedef.
   std::string helpers = kRuntimeHelpers;
   const std::string marker = "static uint32_t @P@_crc32c";
@@ -1920,6 +1936,7 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
     options.parallel_for_name = P + "_parallel_for";
     options.cpu = args.cpu;
     m.cpu = codegen::target_cpu_name(options);
+    m.cpu_checks = codegen::target_cpu_checks(options);
     m.reports = codegen::emit_object(entries, options, (out_dir / (P + ".o")).string());
   } catch (const std::runtime_error& e) {
     throw BuildError(std::string("code generation failed: ") + e.what());
@@ -2089,7 +2106,16 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   run_jobs(second, out_dir);
   for (const char* part : {"_main", "_smoke", "_bench"}) fs::remove(out_dir / (P + part + ".o"), ec);
   const double cc_seconds = seconds_since(cc_start);
-  if (!args.no_smoke) run_jobs({{"the smoke test " + P + "_smoke", "./" + P + "_smoke >/dev/null"}}, out_dir);
+  if (!args.no_smoke) {
+    try {
+      run_jobs({{"the smoke test " + P + "_smoke", "./" + P + "_smoke >/dev/null"}}, out_dir);
+    } catch (const BuildError& e) {
+      const std::string what = e.what();
+      if (what.find("lacks an instruction set extension") == std::string::npos) throw;
+      throw BuildError(what + "hint: this machine cannot run code for --cpu " + m.cpu +
+                       "; the artifact is in place, and --no-smoke builds it without running the smoke test");
+    }
+  }
 
   std::cout << fmt::format(
       "built {} in {:.2f} s (codegen {:.2f} s for {} entries, reference outputs {:.2f} s, cc {:.2f} s{})\n"
