@@ -1,15 +1,17 @@
 // Packed, cache-blocked SGEMM in the Goto/BLIS layout. Loop nest, outermost first:
 //   jc (NC columns of C, B block in L3) → pc (KC of the shared dimension; B packed once per
 //   block) → ic (MC rows, A block packed into L2) → jr (NR) → ir (MR) → micro-kernel.
-// The micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
+// The AVX2 micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
 // packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
 // slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
 // A non-transposed B is packed by the first micro-tile of each sliver as it runs; with at most
 // 64 columns of C, A is read in place instead of packed.
-// With AVX-512 at compile time the same 6×16 tile is 6 zmm registers (one B load and six
-// broadcast FMAs a step, edges through masked stores): on Zen 4 the ymm kernel's 12 FMAs,
-// 6 broadcasts and 2 loads a step reach 92% of the FMA peak and the zmm kernel 100%.
-// Without AVX2+FMA the same blocking runs a portable scalar micro-kernel.
+// With AVX-512 at compile time the tile is 8×16 in 8 zmm registers (one B load and eight
+// FMAs with their A broadcasts folded in a step, edges through masked stores; A slivers hold
+// 8 floats a step): on Zen 4 the ymm kernel's step of 12 FMAs, 6 broadcasts and 2 loads keeps
+// the FMA pipes less busy (bench_gemm's kiln_avx2 rows against its kiln rows), and batches of
+// 64 or 256 rows split into whole 8-row tiles. kiln_sgemm_offset_tile stays 6×16 in every
+// build. Without AVX2+FMA the same blocking runs a portable scalar micro-kernel.
 //
 // The bitcode flavours compile this file once each. The native library compiles it twice
 // (AVX2 and AVX-512, KILN_GEMM_SUFFIX naming each copy's entry points) and gemm_dispatch.cpp
