@@ -187,7 +187,8 @@ void splat_row(Row& v, float x) {
 // One 6×16 tile of C: C[i][0..16) (= or +=) Σ_{p < k} A(p, i)·B[p][0..16), A(p, i) at
 // a[p·a_step + min(i, mr - 1)·a_row], B row p the 16 floats at b + p·16, C rows i < mr
 // (stride ldc) written. Six accumulators of 16 lanes (6 zmm registers, or 12 ymm ones); each
-// multiply-add contracts into an FMA.
+// multiply-add contracts into an FMA. The six rows are written out, as in gemm.cpp's
+// offset_tile: through an array of row pointers clang-16 keeps them in memory.
 template <bool kAccumulate>
 inline void product_tile(const float* a, Index a_row, Index a_step, const float* b, Index k, float* c, Index ldc,
                          Index mr) {
@@ -322,20 +323,13 @@ void input_block(const kiln_conv_geometry& g, const Tiles& tiles, const float* x
         for (Index i = i0; i < i1; ++i)
           for (Index j = j0; j < j1; ++j) load(d[i * kAlpha + j], image + ((iy0 + i) * g.w + ix0 + j) * g.c + c0, cn);
       }
-      // Bᵀ along the columns, then along the rows straight into the 36 planes.
-      Vec t[kAlpha][kAlpha];
-      for (Index j = 0; j < kAlpha; ++j) {
-        Vec in[kAlpha], out[kAlpha];
-        for (Index i = 0; i < kAlpha; ++i) load(in[i], src + i * row + j * col);
-        input_1d(in, out);
-        for (Index i = 0; i < kAlpha; ++i) t[i][j] = out[i];
-      }
+      // Bᵀ along the columns, then along the rows, into the 36 planes.
+      Vec in[kXi], out[kXi];
+      for (Index i = 0; i < kAlpha; ++i)
+        for (Index j = 0; j < kAlpha; ++j) load(in[i * kAlpha + j], src + i * row + j * col);
+      transform_2d<kAlpha, kAlpha>(in, out, [](const Vec* a, Vec* b) { input_1d(a, b); });
       float* dst = v + r * cp + c0;
-      for (Index i = 0; i < kAlpha; ++i) {
-        Vec out[kAlpha];
-        input_1d(t[i], out);
-        for (Index j = 0; j < kAlpha; ++j) store(dst + (i * kAlpha + j) * plane, out[j]);
-      }
+      for (Index e = 0; e < kXi; ++e) store(dst + e * plane, out[e]);
     }
   }
 }
@@ -453,27 +447,17 @@ void output_adjoint_block(const kiln_conv_geometry& g, const Tiles& tiles, const
     const TileAt at = tile_at(tiles, t0 + r);
     for (Index f0 = 0; f0 < kNr; f0 += kLanes) {
       const Index fn = max_index(0, min_index(kLanes, g.f - s * kNr - f0));
-      Vec in[kOut][kOut];
+      Vec in[kOut * kOut], out[kXi];
       for (Index i = 0; i < kOut; ++i)
         for (Index j = 0; j < kOut; ++j) {
           const Index n = at.y0 + i < g.oh && at.x0 + j < g.ow ? fn : 0;
           const float* from = dy + ((at.b * g.oh + at.y0 + i) * g.ow + at.x0 + j) * g.f + s * kNr + f0;
-          load(in[i][j], from, n);
+          load(in[i * kOut + j], from, n);
         }
-      // A along the columns, then along the rows straight into the 36 planes.
-      Vec t[kAlpha][kOut];
-      for (Index j = 0; j < kOut; ++j) {
-        const Vec col[kOut] = {in[0][j], in[1][j]};
-        Vec out[kAlpha];
-        output_adjoint_1d(col, out);
-        for (Index i = 0; i < kAlpha; ++i) t[i][j] = out[i];
-      }
+      // A along the columns, then along the rows, into the 36 planes.
+      transform_2d<kOut, kAlpha>(in, out, [](const Vec* a, Vec* b) { output_adjoint_1d(a, b); });
       float* dst = dm + r * kNr + f0;
-      for (Index i = 0; i < kAlpha; ++i) {
-        Vec out[kAlpha];
-        output_adjoint_1d(t[i], out);
-        for (Index j = 0; j < kAlpha; ++j) store(dst + (i * kAlpha + j) * kMPlane, out[j]);
-      }
+      for (Index e = 0; e < kXi; ++e) store(dst + e * kMPlane, out[e]);
     }
   }
 }
