@@ -210,8 +210,43 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const CodegenOptions& o
   return tm;
 }
 
+namespace {
+
 // A kernel function that optimise_module leaves as clang made it (see Impl::finish).
 constexpr const char* kPreoptimised = "kiln-preoptimised";
+
+// LLVM's O2 pipeline for `tm` over `module`.
+void optimise_module(llvm::Module& module, llvm::TargetMachine& tm) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  // Function, loop and call-graph passes skip the functions marked kPreoptimised (as LLVM's
+  // own optnone handling skips optnone functions); module passes and code generation still
+  // see them. About half of a training step's optimisation time went to them.
+  const auto preoptimised = [](const llvm::Function* f) { return f != nullptr && f->hasFnAttribute(kPreoptimised); };
+  llvm::PassInstrumentationCallbacks callbacks;
+  callbacks.registerShouldRunOptionalPassCallback([&](llvm::StringRef, llvm::Any ir) {
+    if (const auto* f = llvm::any_cast<const llvm::Function*>(&ir)) return !preoptimised(*f);
+    if (const auto* l = llvm::any_cast<const llvm::Loop*>(&ir)) return !preoptimised((*l)->getHeader()->getParent());
+    if (const auto* scc = llvm::any_cast<const llvm::LazyCallGraph::SCC*>(&ir)) {
+      for (const llvm::LazyCallGraph::Node& node : **scc)
+        if (!preoptimised(&node.getFunction())) return true;
+      return false;
+    }
+    return true;
+  });
+  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &callbacks);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
+  mpm.run(module, mam);
+}
+
+}  // namespace
 
 struct ModuleBuilder::Impl {
   llvm::LLVMContext& ctx;
@@ -1026,7 +1061,7 @@ struct ModuleBuilder::Impl {
     throw std::runtime_error(fmt::format("{}: the LLVM backend has no code for op '{}'", inst.label, op));
   }
 
-  std::unique_ptr<llvm::Module> finish(bool optimise) {
+  std::unique_ptr<llvm::Module> finish() {
     const std::set<std::string> keep(entries.begin(), entries.end());
     const std::string cpu = tm.getTargetCPU().str();
     const std::string features = tm.getTargetFeatureString().str();
@@ -1085,10 +1120,9 @@ struct ModuleBuilder::Impl {
     std::string err;
     llvm::raw_string_ostream os(err);
     if (llvm::verifyModule(*module, &os)) throw std::runtime_error("generated LLVM IR is invalid: " + os.str());
-    if (!optimise) return std::move(module);
     optimise_module(*module, tm);
     // KILN_DUMP_LLVM=FILE: the optimised module as text, for reading what the backend made.
-    if (const char* path = dump_llvm_path()) {
+    if (const char* path = std::getenv("KILN_DUMP_LLVM"); path != nullptr && *path != '\0') {
       std::error_code ec;
       llvm::raw_fd_ostream out(path, ec);
       if (!ec) module->print(out, nullptr);
@@ -1097,49 +1131,14 @@ struct ModuleBuilder::Impl {
   }
 };
 
-void optimise_module(llvm::Module& module, llvm::TargetMachine& tm) {
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  // Function, loop and call-graph passes skip the functions marked kPreoptimised (as LLVM's
-  // own optnone handling skips optnone functions); module passes and code generation still
-  // see them. About half of a training step's optimisation time went to them.
-  const auto preoptimised = [](const llvm::Function* f) { return f != nullptr && f->hasFnAttribute(kPreoptimised); };
-  llvm::PassInstrumentationCallbacks callbacks;
-  callbacks.registerShouldRunOptionalPassCallback([&](llvm::StringRef, llvm::Any ir) {
-    if (const auto* f = llvm::any_cast<const llvm::Function*>(&ir)) return !preoptimised(*f);
-    if (const auto* l = llvm::any_cast<const llvm::Loop*>(&ir)) return !preoptimised((*l)->getHeader()->getParent());
-    if (const auto* scc = llvm::any_cast<const llvm::LazyCallGraph::SCC*>(&ir)) {
-      for (const llvm::LazyCallGraph::Node& node : **scc)
-        if (!preoptimised(&node.getFunction())) return true;
-      return false;
-    }
-    return true;
-  });
-  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &callbacks);
-  pb.registerModuleAnalyses(mam);
-  pb.registerCGSCCAnalyses(cgam);
-  pb.registerFunctionAnalyses(fam);
-  pb.registerLoopAnalyses(lam);
-  pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
-  mpm.run(module, mam);
-}
-
-const char* dump_llvm_path() {
-  const char* path = std::getenv("KILN_DUMP_LLVM");
-  return path != nullptr && *path != '\0' ? path : nullptr;
-}
-
 ModuleBuilder::ModuleBuilder(llvm::LLVMContext& context, const CodegenOptions& options, llvm::TargetMachine& target)
     : impl_(std::make_unique<Impl>(context, options, target)) {}
 ModuleBuilder::~ModuleBuilder() = default;
 CodegenReport ModuleBuilder::add_program(const ir::Program& program, const std::string& entry) {
   return impl_->add(program, entry);
 }
-std::unique_ptr<llvm::Module> ModuleBuilder::finish(bool optimise) {
-  return impl_->finish(optimise);
+std::unique_ptr<llvm::Module> ModuleBuilder::finish() {
+  return impl_->finish();
 }
 
 }  // namespace detail

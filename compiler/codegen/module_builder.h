@@ -17,12 +17,6 @@ namespace kiln::codegen::detail {
 // The TargetMachine for options.cpu/features (the host's when empty), optimising hard.
 std::unique_ptr<llvm::TargetMachine> make_target_machine(const CodegenOptions& options);
 
-// LLVM's O2 pipeline for `tm` over `module`.
-void optimise_module(llvm::Module& module, llvm::TargetMachine& tm);
-
-// KILN_DUMP_LLVM's file (the optimised module is written there as text), or nullptr.
-const char* dump_llvm_path();
-
 class ModuleBuilder {
  public:
   // Parses the embedded kernel bitcode of the flavour the target supports into a new
@@ -35,9 +29,9 @@ class ModuleBuilder {
   CodegenReport add_program(const ir::Program& program, const std::string& entry);
 
   // Internalises everything but the entries, gives every function the target's CPU and
-  // features, runs the O2 pipeline (unless `optimise` is false: the caller then runs
-  // optimise_module, perhaps on parts of the module), and hands the module over.
-  std::unique_ptr<llvm::Module> finish(bool optimise = true);
+  // features, runs the O2 pipeline (skipping what clang already optimised), and hands the
+  // module over.
+  std::unique_ptr<llvm::Module> finish();
 
  private:
   struct Impl;
