@@ -89,6 +89,22 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
 constexpr Index kSmallRows = 4;
 constexpr Index kSmallChunk = 64;
 
+// Blocks of Width columns of a row of C from column j0 while they fit before n1 (a constant
+// width: the accumulators stay in registers); returns where they stopped.
+template <Index Width, class AAt>
+Index column_blocks(const float* b, Index ldb, Index k, const AAt& a_at, float* row, Index j0, Index n1) {
+  for (; j0 + Width <= n1; j0 += Width) {
+    float acc[Width] = {};
+    for (Index kk = 0; kk < k; ++kk) {
+      const float av = a_at(kk);
+      const float* brow = b + kk * ldb + j0;
+      for (Index j = 0; j < Width; ++j) acc[j] += av * brow[j];
+    }
+    for (Index j = 0; j < Width; ++j) row[j0 + j] = acc[j];
+  }
+  return j0;
+}
+
 // The last `width` (< 16) columns of a row of C, in one pass over k: blocks of 8, 4, 2 and 1
 // columns in registers of fixed width (a variable-width accumulator array would live in
 // memory), so the columns' dependency chains overlap instead of running one after another.
@@ -126,25 +142,8 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, In
   const auto a_at = [&](Index kk) { return TransA ? a[kk * lda + i] : a[i * lda + kk]; };
   float* row = c + i * p.n;
   if (!p.trans_b) {
-    Index j0 = n0;
-    for (; j0 + kSmallChunk <= n1; j0 += kSmallChunk) {  // a constant width: the accumulators stay in registers
-      float acc[kSmallChunk] = {};
-      for (Index kk = 0; kk < p.k; ++kk) {
-        const float av = a_at(kk);
-        const float* brow = b + kk * p.n + j0;
-        for (Index j = 0; j < kSmallChunk; ++j) acc[j] += av * brow[j];
-      }
-      for (Index j = 0; j < kSmallChunk; ++j) row[j0 + j] = acc[j];
-    }
-    for (; j0 + 16 <= n1; j0 += 16) {
-      float acc[16] = {};
-      for (Index kk = 0; kk < p.k; ++kk) {
-        const float av = a_at(kk);
-        const float* brow = b + kk * p.n + j0;
-        for (Index j = 0; j < 16; ++j) acc[j] += av * brow[j];
-      }
-      for (Index j = 0; j < 16; ++j) row[j0 + j] = acc[j];
-    }
+    Index j0 = column_blocks<kSmallChunk>(b, p.n, p.k, a_at, row, n0, n1);
+    j0 = column_blocks<16>(b, p.n, p.k, a_at, row, j0, n1);
     if (j0 < n1) small_tail(b + j0, p.n, p.k, n1 - j0, a_at, row + j0);
   } else {
     for (Index j = n0; j < n1; ++j) {
