@@ -122,10 +122,20 @@ std::string host_kernel_flavour();
 // std::runtime_error for a name LLVM does not know, naming a few it does.
 std::string target_cpu_name(const CodegenOptions& options);
 
-// Of the x86 instruction set extensions that generated code may use and that C compilers'
-// __builtin_cpu_supports can test (sse4.2, popcnt, avx, avx2, fma, bmi, bmi2, avx512f, cd,
-// vl, bw, dq, er), those the target CPU has, in those names: what an artifact checks at
-// start-up before it runs code that would fault without them.
-std::vector<std::string> target_cpu_checks(const CodegenOptions& options);
+// One x86 instruction set extension and where CPUID reports it: bit `bit` of register `reg`
+// (0 eax, 1 ebx, 2 ecx, 3 edx) of leaf `leaf`, sub-leaf `subleaf`. `xcr0` is the mask of XCR0
+// bits the OS must have enabled for its registers (0x6 for AVX's ymm state, 0xe6 for
+// AVX-512's), else 0.
+struct CpuCheck {
+  std::string name;  // LLVM's feature name (avx2, avx512vnni, ...)
+  unsigned leaf = 0, subleaf = 0;
+  int reg = 0, bit = 0;
+  unsigned xcr0 = 0;
+};
+
+// Of the x86 instruction set extensions generated code may use (SSE3 to the AVX-512 sets,
+// AVX-VNNI, F16C, FMA, BMI, GFNI, VAES, ...), those the target CPU has: what an artifact checks
+// with CPUID at start-up before it runs code that would fault without them. Empty off x86-64.
+std::vector<CpuCheck> target_cpu_checks(const CodegenOptions& options);
 
 }  // namespace kiln::codegen

@@ -1166,15 +1166,61 @@ std::string target_cpu_name(const CodegenOptions& options) {
   return options.cpu;
 }
 
-std::vector<std::string> target_cpu_checks(const CodegenOptions& options) {
-  static const char* const kTestable[] = {"sse4.2",  "popcnt",   "avx",      "avx2",     "fma",      "bmi",     "bmi2",
-                                          "avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq", "avx512er"};
-  std::vector<std::string> out;
+std::vector<CpuCheck> target_cpu_checks(const CodegenOptions& options) {
+  constexpr unsigned kAvxState = 0x6, kAvx512State = 0xe6;
+  constexpr int kEax = 0, kEbx = 1, kEcx = 2, kEdx = 3;
+  // The Intel SDM's CPUID feature flags for every extension LLVM's x86 back end can emit
+  // (leaf 1, leaf 7 sub-leaves 0 and 1, leaf 0x80000001).
+  static const CpuCheck kKnown[] = {
+      {"sse3", 1, 0, kEcx, 0},
+      {"pclmul", 1, 0, kEcx, 1},
+      {"ssse3", 1, 0, kEcx, 9},
+      {"fma", 1, 0, kEcx, 12, kAvxState},
+      {"cx16", 1, 0, kEcx, 13},
+      {"sse4.1", 1, 0, kEcx, 19},
+      {"sse4.2", 1, 0, kEcx, 20},
+      {"movbe", 1, 0, kEcx, 22},
+      {"popcnt", 1, 0, kEcx, 23},
+      {"aes", 1, 0, kEcx, 25},
+      {"avx", 1, 0, kEcx, 28, kAvxState},
+      {"f16c", 1, 0, kEcx, 29, kAvxState},
+      {"bmi", 7, 0, kEbx, 3},
+      {"avx2", 7, 0, kEbx, 5, kAvxState},
+      {"bmi2", 7, 0, kEbx, 8},
+      {"avx512f", 7, 0, kEbx, 16, kAvx512State},
+      {"avx512dq", 7, 0, kEbx, 17, kAvx512State},
+      {"adx", 7, 0, kEbx, 19},
+      {"avx512ifma", 7, 0, kEbx, 21, kAvx512State},
+      {"avx512pf", 7, 0, kEbx, 26, kAvx512State},
+      {"avx512er", 7, 0, kEbx, 27, kAvx512State},
+      {"avx512cd", 7, 0, kEbx, 28, kAvx512State},
+      {"sha", 7, 0, kEbx, 29},
+      {"avx512bw", 7, 0, kEbx, 30, kAvx512State},
+      {"avx512vl", 7, 0, kEbx, 31, kAvx512State},
+      {"avx512vbmi", 7, 0, kEcx, 1, kAvx512State},
+      {"avx512vbmi2", 7, 0, kEcx, 6, kAvx512State},
+      {"gfni", 7, 0, kEcx, 8},
+      {"vaes", 7, 0, kEcx, 9, kAvxState},
+      {"vpclmulqdq", 7, 0, kEcx, 10, kAvxState},
+      {"avx512vnni", 7, 0, kEcx, 11, kAvx512State},
+      {"avx512bitalg", 7, 0, kEcx, 12, kAvx512State},
+      {"avx512vpopcntdq", 7, 0, kEcx, 14, kAvx512State},
+      {"avx512vp2intersect", 7, 0, kEdx, 8, kAvx512State},
+      {"avx512fp16", 7, 0, kEdx, 23, kAvx512State},
+      {"avxvnni", 7, 1, kEax, 4, kAvxState},
+      {"avx512bf16", 7, 1, kEax, 5, kAvx512State},
+      {"lzcnt", 0x80000001u, 0, kEcx, 5},
+      {"sse4a", 0x80000001u, 0, kEcx, 6},
+      {"prfchw", 0x80000001u, 0, kEcx, 8},
+      {"xop", 0x80000001u, 0, kEcx, 11, kAvxState},
+      {"fma4", 0x80000001u, 0, kEcx, 16, kAvxState},
+  };
+  std::vector<CpuCheck> out;
   const std::string triple = llvm::sys::getProcessTriple();
   if (triple.rfind("x86_64", 0) != 0) return out;
   const auto tm = detail::make_target_machine(options);
-  for (const char* name : kTestable)
-    if (tm->getMCSubtargetInfo()->checkFeatures(std::string("+") + name)) out.emplace_back(name);
+  for (const CpuCheck& c : kKnown)
+    if (tm->getMCSubtargetInfo()->checkFeatures("+" + c.name)) out.push_back(c);
   return out;
 }
 

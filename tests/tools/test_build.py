@@ -11,6 +11,7 @@ model's CSV agrees with `kiln predict`; the weights-file variant checks its CRC3
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,14 @@ def main() -> int:
         for f in expected:
             check((art / f).is_file(), f"{f} exists")
 
+        # The generated C compiles without a warning under -Wall -Wextra (a service's strict build
+        # may compile NAME_runtime.c itself), the library's part also as ISO C11.
+        for f in (f"{NAME}_runtime.c", f"{NAME}_smoke.c", f"{NAME}_bench.c", f"{NAME}_main.c"):
+            std = ["-std=c11"] if f.endswith("_runtime.c") else []
+            strict = run([cc, *std, "-Wall", "-Wextra", "-Werror", "-c", f, "-o", str(tmp / "strict.o")], env,
+                         expect=None, cwd=str(art))
+            check(strict.returncode == 0, f"{cc} {' '.join(std)} -Wall -Wextra -Werror {f}: {strict.stderr.strip()[:300]}")
+
         # --cpu: NAME.o for another CPU. x86-64-v3 (AVX2, as on Zen 3) gets the AVX2 kernels and
         # no AVX-512 instruction, whatever this machine has; its smoke test passes (kiln build
         # runs it). A CPU LLVM does not know is refused with a message, not ignored.
@@ -217,13 +226,32 @@ def main() -> int:
         else:
             knl = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_knl"), "--cpu", "knl"], env,
                       expect=1)
-            check("lacks an instruction set extension" in knl.stderr and "--no-smoke" in knl.stderr,
-                  f"--cpu knl on this CPU: the smoke test's init refuses it: {knl.stderr.strip()[-160:]}")
+            check(re.search(r"lacks avx512(pf|er), an instruction set extension", knl.stderr) is not None and
+                  "--no-smoke" in knl.stderr,
+                  f"--cpu knl on this CPU: the smoke test's init refuses it, naming the extension: "
+                  f"{knl.stderr.strip()[-200:]}")
             run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_knl"), "--cpu", "knl",
                  "--no-smoke"], env)
             refused = run([str(tmp / "art_knl" / NAME), csv], env, expect=None)
-            check(refused.returncode != 0 and "lacks an instruction set extension" in refused.stderr,
+            check(refused.returncode != 0 and "an instruction set extension" in refused.stderr,
                   f"the knl predictor exits with the message: {refused.returncode} {refused.stderr.strip()[:100]}")
+
+        # Extensions beyond the AVX-512 foundation, which __builtin_cpu_supports could not test
+        # in every compiler, are checked too (CPUID in the generated C): Sapphire Rapids code
+        # needs AVX512-FP16 and AVX-VNNI, which a Zen 4 lacks.
+        if " avx512_fp16" in flags and " avx_vnni" in flags:
+            print("skip --cpu sapphirerapids: this CPU has AVX512-FP16 and AVX-VNNI")
+        else:
+            spr = run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art_spr"), "--cpu",
+                       "sapphirerapids", "--no-smoke"], env)
+            header_spr = (tmp / "art_spr" / f"{NAME}.h").read_text()
+            check(re.search(r'_CPU_EXTENSIONS "[^"]*\bavx512fp16\b[^"]*\bavxvnni\b', header_spr) is not None,
+                  "--cpu sapphirerapids: the header lists avx512fp16 and avxvnni among the checked extensions")
+            refused = run([str(tmp / "art_spr" / NAME), csv], env, expect=None)
+            check(refused.returncode != 0 and
+                  re.search(r"lacks (avx512vp2intersect|avx512fp16|avxvnni), an instruction set extension "
+                            r"\S+ was compiled for \(the CPU sapphirerapids\)", refused.stderr) is not None,
+                  f"the sapphirerapids predictor exits naming what this CPU lacks: {refused.stderr.strip()[:200]}")
 
         # Dependencies: libc and libm only.
         allowed = ("libc.so", "libm.so", "ld-linux")
@@ -387,6 +415,10 @@ def main() -> int:
             run([kiln, "build", mlp, "--run", str(tmp / "mlp_run"), "-o", str(tart), "--max-batch", "8", "--threads",
                  "2"], env)
             check("#define FASHION_MLP_THREADS 2" in (tart / "fashion_mlp.h").read_text(), "the header says 2 threads")
+            strict = run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-c", "fashion_mlp_runtime.c", "-o",
+                          str(tmp / "strict.o")], env, expect=None, cwd=str(tart))
+            check(strict.returncode == 0,
+                  f"{cc} -std=c11 -Wall -Wextra -Werror on the threaded runtime (the pool): {strict.stderr.strip()[:300]}")
             d = run(["readelf", "-d", str(tart / "libfashion_mlp.so")], env).stdout
             needed = [l.split("[")[1].split("]")[0] for l in d.splitlines() if "(NEEDED)" in l]
             check(all(n.startswith(allowed) for n in needed), f"threaded libfashion_mlp.so needs only libc/libm: {needed}")
