@@ -14,6 +14,9 @@
 // reads it when loaded) because spinning OpenMP workers otherwise make a 2-thread run 3–4×
 // slower on this 2-core machine. Kiln's rows run the GEMM copy the CPU picks (AVX-512 where it
 // has it); one-thread shapes also get a gemm/kiln_avx2 row, the AVX2 copy on the same shape.
+// Operands are 64-byte aligned for every library.
+// `bench_gemm --paired=ROUNDS [--paired_filter=REGEX]` compares the same shapes round by round
+// instead (see run_paired): the ratio to trust on this VM, whose speed changes mode.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <immintrin.h>
@@ -24,9 +27,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
+#include <new>
 #include <random>
+#include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -108,8 +117,30 @@ struct Shape {
   int threads;
 };
 
+// 64-byte aligned storage, as Kiln's arenas and the peers' own tensors are (a std::vector's
+// floats start 16 bytes into a cache line, which costs a streaming product such as
+// 1x784x256 a fifth of its speed when rows straddle lines).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t count) {
+    void* p = std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const {
+    return true;
+  }
+};
+using AlignedFloats = std::vector<float, CacheLineAllocator<float>>;
+
 struct Operands {
-  std::vector<float> a, b, c;
+  AlignedFloats a, b, c;
   std::int64_t lda, ldb, ldc;
 };
 
@@ -117,7 +148,7 @@ Operands make_operands(const Shape& s) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   auto fill = [&](std::size_t count) {
-    std::vector<float> v(count);
+    AlignedFloats v(count);
     for (float& x : v) x = dist(rng);
     return v;
   };
@@ -198,6 +229,144 @@ void bench_onednn(benchmark::State& state, Shape s) {
 std::string shape_name(const Shape& s) {
   return std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n) + "/" + (s.trans_a ? "T" : "N") +
          (s.trans_b ? "T" : "N") + "/threads:" + std::to_string(s.threads);
+}
+
+// --paired=ROUNDS: a second way to compare, for this noisy VM, whose speed changes mode every
+// few seconds (docs/performance.md): Google Benchmark runs all repetitions of one row before
+// the next, so a mode change between a peer's row and Kiln's skews their ratio. Here, for
+// each shape, every round runs each library for one short slice (one untimed call, then
+// calls for at least kSliceSeconds), in an order rotated each round, and takes the ratio of
+// Kiln's GFLOP/s to the better peer's within the round. The table gives each library's
+// median GFLOP/s over the rounds, the median of the per-round ratios and in how many rounds
+// Kiln was at least the better peer. --paired_filter=REGEX picks shapes by name
+// (e.g. "threads:1").
+constexpr double kSliceSeconds = 0.03;
+constexpr int kSettleMilliseconds = 150;
+
+struct Library {
+  std::string name;
+  bool peer;
+  // Prepares operands for a shape; the returned call runs one product (threads set per call).
+  std::function<std::function<void()>(const Shape&)> prepare;
+};
+
+std::vector<Library> paired_libraries() {
+  std::vector<Library> libs;
+  libs.push_back({"kiln", false, [](const Shape& s) {
+                    auto o = std::make_shared<Operands>(make_operands(s));
+                    auto ws =
+                        std::make_shared<std::vector<unsigned char>>(kiln_k_matmul_scratch(s.m, s.n, s.k, s.threads));
+                    return std::function<void()>([s, o, ws] {
+                      kiln::runtime::set_thread_count(s.threads);
+                      kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o->a.data(), 0, o->b.data(), 0, o->c.data(),
+                                    nullptr, 0, ws->data(), s.threads);
+                    });
+                  }});
+  libs.push_back({"openblas", true, [](const Shape& s) {
+                    auto o = std::make_shared<Operands>(make_operands(s));
+                    return std::function<void()>([s, o] {
+                      openblas_set_num_threads(s.threads);
+                      cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans,
+                                  s.trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(s.m), static_cast<int>(s.n),
+                                  static_cast<int>(s.k), 1.0f, o->a.data(), static_cast<int>(o->lda), o->b.data(),
+                                  static_cast<int>(o->ldb), 0.0f, o->c.data(), static_cast<int>(o->ldc));
+                    });
+                  }});
+#ifdef KILN_BENCH_DNNL
+  libs.push_back({"onednn", true, [](const Shape& s) {
+                    auto o = std::make_shared<Operands>(make_operands(s));
+                    return std::function<void()>([s, o] {
+                      omp_set_num_threads(s.threads);
+                      if (dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k, 1.0f, o->a.data(),
+                                     o->lda, o->b.data(), o->ldb, 0.0f, o->c.data(), o->ldc) != dnnl_success) {
+                        std::fprintf(stderr, "dnnl_sgemm failed\n");
+                        std::exit(1);
+                      }
+                    });
+                  }});
+#endif
+  return libs;
+}
+
+// GFLOP/s of one slice: a warm-up call, then calls until kSliceSeconds have passed. With
+// two threads, a pause first: a library's workers spin for a while after its last call
+// (OpenBLAS's for about 2^28 cycles), and on two vCPUs such a spinning thread would take a
+// core from the next library's slice.
+double run_slice(const std::function<void()>& call, const Shape& s) {
+  if (s.threads > 1) std::this_thread::sleep_for(std::chrono::milliseconds(kSettleMilliseconds));
+  call();
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t calls = 0;
+  std::chrono::duration<double> took{};
+  do {
+    call();
+    ++calls;
+    took = std::chrono::steady_clock::now() - start;
+  } while (took.count() < kSliceSeconds);
+  return 2.0 * double(s.m) * double(s.n) * double(s.k) * double(calls) / took.count() / 1e9;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+}
+
+int run_paired(const std::vector<Shape>& shapes, int rounds, const std::string& filter) {
+  const std::regex pick(filter);
+  const std::vector<Library> libs = paired_libraries();
+  // The FMA peak, one core and both threads of Kiln's pool at once: the best of ten runs.
+  const double peak_one = measure_fma_peak_gflops();
+  double peak_two = 0;
+  kiln::runtime::set_thread_count(2);
+  for (int trial = 0; trial < 10; ++trial) {
+    const auto start = std::chrono::steady_clock::now();
+    kiln_parallel_for(
+        2, [](void*, std::int64_t) { run_fma_chains(kFmaSteps); }, nullptr);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    peak_two = std::max(peak_two, 2.0 * double(kFmaSteps) * 12 * 8 * 2 / took.count() / 1e9);
+  }
+  std::printf(
+      "paired: %d rounds a shape, slices of %.0f ms, order rotated each round; FMA peak %.1f GFLOP/s on "
+      "one core, %.1f on two threads\n\n",
+      rounds, kSliceSeconds * 1e3, peak_one, peak_two);
+  std::printf("| shape |");
+  for (const Library& l : libs) std::printf(" %s GFLOP/s |", l.name.c_str());
+  std::printf(" kiln %% of peak | kiln / better peer (median of rounds) | rounds kiln >= better peer |\n|---|");
+  for (std::size_t i = 0; i < libs.size(); ++i) std::printf("---:|");
+  std::printf("---:|---:|---:|\n");
+  for (const Shape& s : shapes) {
+    if (!std::regex_search(shape_name(s), pick)) continue;
+    std::vector<std::function<void()>> calls;
+    for (const Library& l : libs) calls.push_back(l.prepare(s));
+    std::vector<std::vector<double>> gflops(libs.size());
+    std::vector<double> ratios;
+    int wins = 0;
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<double> got(libs.size());
+      for (std::size_t j = 0; j < libs.size(); ++j) {
+        const std::size_t i = (j + static_cast<std::size_t>(r)) % libs.size();
+        got[i] = run_slice(calls[i], s);
+        gflops[i].push_back(got[i]);
+      }
+      double best_peer = 0, kiln = 0;
+      for (std::size_t i = 0; i < libs.size(); ++i) {
+        if (libs[i].peer) {
+          best_peer = std::max(best_peer, got[i]);
+        } else {
+          kiln = got[i];
+        }
+      }
+      ratios.push_back(kiln / best_peer);
+      wins += kiln >= best_peer ? 1 : 0;
+    }
+    std::printf("| %s |", shape_name(s).c_str());
+    for (const auto& g : gflops) std::printf(" %.1f |", median(g));
+    std::printf(" %.1f | %.3f | %d / %d |\n", 100.0 * median(gflops[0]) / (s.threads > 1 ? peak_two : peak_one),
+                median(ratios), wins, rounds);
+    std::fflush(stdout);
+  }
+  return 0;
 }
 
 // The console report plus derived counters: %peak (GFLOP/s over the measured per-core peak ×
@@ -285,8 +454,16 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool paired = false;
+  for (int i = 1; i < argc; ++i) paired = paired || std::strncmp(argv[i], "--paired=", 9) == 0;
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    // Google Benchmark's rows run back to back, so oneDNN's workers must not spin into the
+    // next library's row: PASSIVE. The paired mode pauses before each slice, long enough for
+    // a spinning worker to give up, so oneDNN gets its faster setting there: its workers spin
+    // for a while (GOMP_SPINCOUNT, about 10 ms here) before they sleep, and a call that
+    // follows another soon finds them awake.
+    setenv("OMP_WAIT_POLICY", paired ? "ACTIVE" : "PASSIVE", 1);
+    if (paired) setenv("GOMP_SPINCOUNT", "1000000", 0);
     execv("/proc/self/exe", argv);  // returns only on failure; then go on without it
   }
   std::printf("kiln micro-kernel: %s; OpenBLAS: %s\n", kiln_sgemm_kernel_name(), openblas_get_config());
@@ -300,7 +477,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("fma_peak/threads:2", bench_fma_peak_two_threads)
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();
-  const Shape shapes[] = {
+  const std::vector<Shape> shapes = {
       {256, 256, 256, false, false, 1},
       {512, 512, 512, false, false, 1},
       {1024, 1024, 1024, false, false, 1},
@@ -351,6 +528,20 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
   }
+  int paired_rounds = 0;
+  std::string paired_filter = ".";
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--paired=", 9) == 0) {
+      paired_rounds = std::atoi(argv[i] + 9);
+    } else if (std::strncmp(argv[i], "--paired_filter=", 16) == 0) {
+      paired_filter = argv[i] + 16;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  if (paired_rounds > 0) return run_paired(shapes, paired_rounds, paired_filter);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   RatioReporter reporter(isatty(fileno(stdout)) ? benchmark::ConsoleReporter::OO_ColorTabular

@@ -71,6 +71,7 @@ void ThreadPool::stop() {
 
 void ThreadPool::resize(int threads) {
   std::lock_guard<std::mutex> lock(submit_);
+  if ((threads < 1 ? 1 : threads) == size_) return;  // keep the running workers (and their caches)
   stop();
   start(threads);
 }

@@ -31,7 +31,8 @@ class ThreadPool {
   // Workers + the caller.
   int size() const { return size_; }
 
-  // Stops the workers and starts threads - 1 new ones. Waits for a running job to finish.
+  // Stops the workers and starts threads - 1 new ones (nothing when the size is already
+  // that). Waits for a running job to finish.
   void resize(int threads);
 
   // Calls fn(ctx, i) for every i in [0, count) and returns when all have finished.

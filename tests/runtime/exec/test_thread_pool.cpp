@@ -129,3 +129,32 @@ TEST_CASE("The global pool: set_thread_count, KILN_THREADS, kiln_parallel_for", 
     ::unsetenv("KILN_THREADS");
   }
 }
+
+TEST_CASE("ThreadPool: resizing to the size it has keeps its workers", "[thread_pool][cpu_kernels]") {
+  // Which thread other than the caller runs one of two tasks that wait for each other.
+  ThreadPool pool(2);
+  const auto worker_id = [&pool] {
+    std::atomic<int> arrived{0};
+    std::thread::id ids[2];
+    pool.for_each_index(2, [&](std::int64_t i) {
+      ids[i] = std::this_thread::get_id();
+      arrived.fetch_add(1);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    });
+    return ids[0] == std::this_thread::get_id() ? ids[1] : ids[0];
+  };
+  const std::thread::id first = worker_id();
+  REQUIRE(first != std::this_thread::get_id());
+  // A benchmark or a service may set the count before every call: that must not restart the
+  // workers (a new thread each call, and its caches cold).
+  pool.resize(2);
+  CHECK(worker_id() == first);
+  pool.resize(1);
+  CHECK(pool.size() == 1);
+  pool.resize(2);
+  CHECK(pool.size() == 2);
+  Counts counts(100);
+  pool.parallel_for(100, count_index, &counts);
+  CHECK(counts.each_once());
+}
