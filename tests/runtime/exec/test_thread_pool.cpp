@@ -30,6 +30,26 @@ void count_index(void* ctx, std::int64_t i) {
   static_cast<Counts*>(ctx)->hits[static_cast<std::size_t>(i)].fetch_add(1);
 }
 
+// Runs two tasks on `pool` that wait (up to 10 s) for each other, so they finish at once only
+// when two threads run them; returns the threads that ran index 0 and index 1.
+struct TwoTasks {
+  std::thread::id ran_on[2];
+  bool met = false;  // both tasks saw the other arrive
+};
+TwoTasks run_two_waiting_tasks(ThreadPool& pool) {
+  TwoTasks out;
+  std::atomic<int> arrived{0}, saw_both{0};
+  pool.for_each_index(2, [&](std::int64_t i) {
+    out.ran_on[i] = std::this_thread::get_id();
+    arrived.fetch_add(1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    if (arrived.load() >= 2) saw_both.fetch_add(1);
+  });
+  out.met = saw_both.load() == 2;
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("ThreadPool runs every index exactly once", "[thread_pool][cpu_kernels]") {
@@ -58,7 +78,6 @@ TEST_CASE("ThreadPool runs every index exactly once", "[thread_pool][cpu_kernels
 TEST_CASE("ThreadPool: nested calls run inline, tasks really run in parallel", "[thread_pool][cpu_kernels]") {
   ThreadPool pool(3);
   std::atomic<std::int64_t> total{0};
-  std::atomic<int> distinct_threads{0};
   pool.for_each_index(6, [&](std::int64_t outer) {
     // Nested on the same pool and on the global one (kiln_parallel_for): must not deadlock.
     pool.for_each_index(10, [&](std::int64_t inner) { total += outer * 100 + inner; });
@@ -72,18 +91,10 @@ TEST_CASE("ThreadPool: nested calls run inline, tasks really run in parallel", "
   CHECK(total.load() == want);
 
   // Two tasks that wait for each other can only finish if two threads run them at once.
-  std::atomic<int> arrived{0};
-  std::thread::id ran_on[2];
-  pool.for_each_index(2, [&](std::int64_t i) {
-    ran_on[i] = std::this_thread::get_id();
-    arrived.fetch_add(1);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    if (arrived.load() >= 2) distinct_threads.fetch_add(1);
-  });
-  INFO("same thread: " << (ran_on[0] == ran_on[1])
-                       << ", caller ran index 0: " << (ran_on[0] == std::this_thread::get_id()));
-  CHECK(distinct_threads.load() == 2);
+  const TwoTasks two = run_two_waiting_tasks(pool);
+  INFO("same thread: " << (two.ran_on[0] == two.ran_on[1])
+                       << ", caller ran index 0: " << (two.ran_on[0] == std::this_thread::get_id()));
+  CHECK(two.met);
 }
 
 TEST_CASE("ThreadPool: many tiny jobs and concurrent callers", "[thread_pool][cpu_kernels]") {
@@ -134,15 +145,8 @@ TEST_CASE("ThreadPool: resizing to the size it has keeps its workers", "[thread_
   // Which thread other than the caller runs one of two tasks that wait for each other.
   ThreadPool pool(2);
   const auto worker_id = [&pool] {
-    std::atomic<int> arrived{0};
-    std::thread::id ids[2];
-    pool.for_each_index(2, [&](std::int64_t i) {
-      ids[i] = std::this_thread::get_id();
-      arrived.fetch_add(1);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    });
-    return ids[0] == std::this_thread::get_id() ? ids[1] : ids[0];
+    const TwoTasks two = run_two_waiting_tasks(pool);
+    return two.ran_on[0] == std::this_thread::get_id() ? two.ran_on[1] : two.ran_on[0];
   };
   const std::thread::id first = worker_id();
   REQUIRE(first != std::this_thread::get_id());
