@@ -251,6 +251,22 @@ std::unique_ptr<Executor> make_executor(const ir::Graph& graph, std::int64_t bat
   return make_jit_executor(graph, batch);
 }
 
+std::string compile_summary(const std::map<std::int64_t, std::unique_ptr<Executor>>& executors,
+                            const std::string& step, double wall_seconds) {
+  double seconds = 0;
+  std::string sizes;
+  // Largest first: the full batch, then the last, partial ones.
+  for (auto it = executors.rbegin(); it != executors.rend(); ++it) {
+    if (!it->second) continue;
+    seconds += it->second->compile_seconds();
+    sizes += (sizes.empty() ? "" : ", ") + std::to_string(it->first);
+  }
+  if (seconds <= 0) return {};
+  if (wall_seconds >= 0) seconds = wall_seconds;
+  return fmt::format("compiled the {} with LLVM in {:.2f} s (batch size{} {})", step, seconds,
+                     executors.size() > 1 ? "s" : "", sizes);
+}
+
 std::string_view backend_name(Backend backend) {
   return backend == Backend::kReference ? "reference" : "jit";
 }

@@ -201,6 +201,8 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   } catch (const data::DataError& e) {
     throw TrainError(e.what());
   }
+  const std::string summary = compile_summary(executors, "forward pass");
+  if (!summary.empty()) errors << summary << "\n";
   return written;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -106,6 +107,7 @@ class Evaluator {
 
   std::map<std::string, double> run(Executor& trained, const data::Arrays& holdout, std::uint64_t seed) {
     if (holdout.rows == 0) return {};
+    prepare(holdout.rows);
     ClassificationMetrics classification(std::max(classes_, 2));
     RegressionMetrics regression;
     data::BatchIterator it(holdout, batch_, seed, 0, /*shuffle=*/false);
@@ -141,14 +143,38 @@ class Evaluator {
   }
 
   const Confusion& confusion() const { return confusion_; }
+  std::string compile_summary() const {
+    return runtime::compile_summary(executors_, "evaluation step", compile_wall_);
+  }
 
  private:
   Confusion confusion_;
 
   Executor& executor_for(std::int64_t rows) {
     auto& slot = executors_[rows];
-    if (!slot) slot = make_executor(t_.graph, rows, backend_);
+    if (!slot) {
+      const auto start = std::chrono::steady_clock::now();
+      slot = make_executor(t_.graph, rows, backend_);
+      compile_wall_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     return *slot;
+  }
+
+  // A set of `rows` needs the full batch and, unless it divides evenly, one for the last
+  // rows: two JIT compiles that do not depend on each other, so they run at once.
+  void prepare(std::int64_t rows) {
+    std::vector<std::int64_t> missing;
+    for (std::int64_t size : {rows >= batch_ ? batch_ : std::int64_t{0}, rows % batch_}) {
+      auto it = executors_.find(size);
+      if (size > 0 && (it == executors_.end() || !it->second)) missing.push_back(size);
+    }
+    if (missing.size() < 2 || backend_ != Backend::kJit) return;
+    const auto start = std::chrono::steady_clock::now();
+    auto other = std::async(std::launch::async, [&] { return make_executor(t_.graph, missing[1], backend_); });
+    std::unique_ptr<Executor> first = make_executor(t_.graph, missing[0], backend_);
+    executors_[missing[1]] = other.get();
+    executors_[missing[0]] = std::move(first);
+    compile_wall_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   const sema::LoweredTrain& t_;
@@ -158,6 +184,7 @@ class Evaluator {
   std::vector<Feed> plan_;
   int classes_ = 0;
   std::map<std::int64_t, std::unique_ptr<Executor>> executors_;
+  double compile_wall_ = 0;  // seconds spent making executors (compiles run two at a time)
 };
 
 void write_params(const fs::path& path, Executor& exec, const ir::Graph& graph, const std::string& model) {
@@ -586,7 +613,8 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
 }
 
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& t,
-                                           const fs::path& run_dir, Confusion* confusion, Backend backend) {
+                                           const fs::path& run_dir, Confusion* confusion, Backend backend,
+                                           std::ostream* log) {
   data::FittedPipeline pipeline;
   SafetensorsFile params;
   std::uint64_t seed = 0;
@@ -644,6 +672,10 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
   if (!t.spec.test.empty()) {
     data::Dataset test = load(c, t, seed, {}, &pipeline, /*test=*/true);
     for (const auto& [name, value] : evaluator.run(*holder, test.train, seed)) metrics["test_" + name] = value;
+  }
+  if (log != nullptr) {
+    const std::string summary = evaluator.compile_summary();
+    if (!summary.empty()) *log << summary << "\n";
   }
   return metrics;
 }

@@ -82,9 +82,11 @@ struct Confusion {
   std::vector<std::string> classes;
   std::vector<std::vector<std::int64_t>> counts;
 };
+// With `log`, a line there says how long the JIT took to compile the evaluation step (once
+// per batch size the holdout and test sets need).
 std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sema::LoweredTrain& train,
                                            const std::filesystem::path& run_dir, Confusion* confusion = nullptr,
-                                           Backend backend = Backend::kJit);
+                                           Backend backend = Backend::kJit, std::ostream* log = nullptr);
 
 // "true \ predicted" table for people.
 std::string format_confusion(const Confusion& confusion);

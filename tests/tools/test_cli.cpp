@@ -170,6 +170,12 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   CHECK(eval.code == 0);
   CHECK_THAT(eval.out, Catch::Contains("\"auc\": 0."));
   CHECK_THAT(eval.out, Catch::Contains("confusion matrix on the holdout"));
+  // The JIT's compile time is reported, once per batch size the holdout needs.
+  CHECK_THAT(eval.out, Catch::Contains("compiled the evaluation step with LLVM in"));
+  Run eval_reference = kiln("eval models/credit_risk.kiln --run " + (dir / "run").string() + " --backend reference");
+  CHECK(eval_reference.code == 0);
+  CHECK_THAT(eval_reference.out, !Catch::Contains("with LLVM"));
+  CHECK_THAT(eval_reference.out, Catch::Contains("\"auc\": 0."));
 
   // Records without the label column: one prediction each, with the class.
   std::ofstream(dir / "new.csv")
@@ -182,6 +188,7 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   CHECK_THAT(predict.out, Catch::Contains("{\"line\":2,\"risk\":["));
   CHECK_THAT(predict.out, Catch::Contains("\"risk_class\":"));
   CHECK_THAT(predict.out, Catch::Contains("new.csv:3: skipped:"));
+  CHECK_THAT(predict.out, Catch::Contains("compiled the forward pass with LLVM in"));
 
   Run missing_run = kiln("eval models/credit_risk.kiln --run " + (dir / "nowhere").string());
   CHECK(missing_run.code == 1);

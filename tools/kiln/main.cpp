@@ -308,7 +308,8 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
   if (t == nullptr) return kUserError;
   try {
     runtime::Confusion confusion;
-    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir, &confusion, backend);
+    std::ostringstream compiled;
+    std::map<std::string, double> metrics = runtime::evaluate_run(*c, *t, run_dir, &confusion, backend, &compiled);
     std::cout << "{";
     bool first = true;
     for (const auto& [name, value] : metrics) {
@@ -321,6 +322,8 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
       std::cout << "confusion matrix on the holdout (rows: true class, columns: predicted)\n"
                 << runtime::format_confusion(confusion);
     }
+    std::cout.flush();
+    std::cerr << compiled.str();
   } catch (const runtime::TrainError& e) {
     std::cerr << "kiln eval: error: " << e.what() << "\n";
     return kUserError;
