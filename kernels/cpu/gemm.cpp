@@ -4,8 +4,9 @@
 // The AVX2 micro-kernel keeps an MR×NR = 6×16 tile of C in 12 ymm registers and streams a KC-long
 // packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
 // slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
-// A non-transposed B is packed by the first micro-tile of each sliver as it runs; with at most
-// 64 columns of C, A is read in place instead of packed.
+// A non-transposed B is packed by the first micro-tile of each sliver as it runs, or, for at
+// most 64 rows of C, not packed at all; with at most 64 columns of C, A is read in place
+// instead of packed.
 // With AVX-512 at compile time the tile is 8×16 in 8 zmm registers (one B load and eight
 // FMAs with their A broadcasts folded in a step, edges through masked stores; A slivers hold
 // 8 floats a step): on Zen 4 the ymm kernel's step of 12 FMAs, 6 broadcasts and 2 loads keeps
@@ -60,7 +61,12 @@ constexpr std::size_t kAlign = 64;
 constexpr Index kInPlaceAMaxCols = 64;
 // Packed B (bytes) small enough to stay in L2 while A is streamed past it whole rows at a time.
 constexpr Index kInPlaceBBytes = Index{384} << 10;
+// Rows of C (at most) for which every micro-tile reads a non-transposed B in place, when
+// KC rows of B span at most kInPlaceBSpanBytes (see gemm_block).
+constexpr Index kInPlaceBMaxRows = 64;
+constexpr Index kInPlaceBSpanBytes = Index{512} << 10;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
+static_assert(kInPlaceBMaxRows <= kMc, "gemm_few_rows packs all its rows of A as one block");
 static_assert(kOffsetMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the offset micro-tile");
 
 Index min_index(Index x, Index y) {
@@ -563,14 +569,16 @@ Index balanced_step(Index extent, Index limit, Index multiple) {
   return min_index(limit, round_up((extent + blocks - 1) / blocks, multiple));
 }
 
-// At most one micro-tile of rows: every element of B is used once, so packing B would only
-// copy it. The micro-kernel reads op(B) = B rows in place (stride ldb); only a last sliver
-// narrower than NR is packed, so that no load runs past the end of B.
+// Few rows (see gemm_block): the micro-tiles read op(B) = B rows in place (stride ldb)
+// instead of a packed copy; with one tile of rows every element of B is used once, and
+// with up to kInPlaceBMaxRows the few tiles of a sliver find its rows in L1 or L2 after the
+// first. Only a last sliver narrower than NR is packed, so that no load runs past the end
+// of B.
 void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k, float alpha, const float* a,
                    Index lda, const float* b, Index ldb, float beta, float* c, Index ldc, float* packed_a,
                    float* packed_b) {
-  const Index mr = m1 - m0;
-  if (mr == 1) {
+  const Index rows = m1 - m0;
+  if (rows == 1) {
     const float* row = trans_a ? a + m0 : a + m0 * lda;
     row_times_b(n1 - n0, k, alpha, row, trans_a ? lda : 1, b + n0, ldb, beta, c + m0 * ldc + n0);
     return;
@@ -579,14 +587,19 @@ void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k
   for (Index pc = 0; pc < k; pc += kc_step) {
     const Index kc = min_index(kc_step, k - pc);
     const float block_beta = pc == 0 ? beta : 1.0f;
-    pack_a(trans_a, a, lda, m0, mr, pc, kc, packed_a);
+    pack_a(trans_a, a, lda, m0, rows, pc, kc, packed_a);
     for (Index jr = n0; jr < n1; jr += kNr) {
       const Index nr = min_index(kNr, n1 - jr);
-      if (nr == kNr) {
-        micro_kernel(kc, packed_a, b + pc * ldb + jr, ldb, c + m0 * ldc + jr, ldc, alpha, block_beta, mr, nr);
-      } else {
+      const float* sliver = b + pc * ldb + jr;
+      Index stride = ldb;
+      if (nr < kNr) {
         pack_b(false, b, ldb, pc, kc, jr, nr, packed_b);
-        micro_kernel(kc, packed_a, packed_b, kNr, c + m0 * ldc + jr, ldc, alpha, block_beta, mr, nr);
+        sliver = packed_b;
+        stride = kNr;
+      }
+      for (Index ir = 0; ir < rows; ir += kMr) {
+        micro_kernel(kc, packed_a + ir * kc, sliver, stride, c + (m0 + ir) * ldc + jr, ldc, alpha, block_beta,
+                     min_index(kMr, rows - ir), nr);
       }
     }
   }
@@ -596,11 +609,16 @@ void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k
 void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index n1, Index k, float alpha,
                 const float* a, Index lda, const float* b, Index ldb, float beta, float* c, Index ldc, float* packed_a,
                 float* packed_b) {
-  if (m1 - m0 <= kMr && !trans_b) {
+  const Index kc_step = balanced_step(k, kKc, 8);
+  // Up to kInPlaceBMaxRows rows, packing B (even inside the first micro-tile of each sliver)
+  // costs more than the few tiles of each sliver gain from it, as long as a KC block of B's
+  // rows spans few pages (the TLB; 64x784x256 on one core: 111.9 against 110.3 GFLOP/s, while
+  // 64x3136x1008, 4 KB a row, fell from 109 to 99; docs/performance.md).
+  if (!trans_b &&
+      (m1 - m0 <= kMr || (m1 - m0 <= kInPlaceBMaxRows && kc_step * ldb * Index{sizeof(float)} <= kInPlaceBSpanBytes))) {
     gemm_few_rows(trans_a, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, packed_a, packed_b);
     return;
   }
-  const Index kc_step = balanced_step(k, kKc, 8);
   const Index mc_step = balanced_step(m1 - m0, kMc, kMr);
   const Index nc_step = balanced_step(n1 - n0, kNc, kNr);
   // Few columns (a convolution's im2col rows times its filters): each row of A is used by

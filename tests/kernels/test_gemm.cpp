@@ -152,18 +152,21 @@ TEST_CASE("gemm applies alpha and beta and respects leading dimensions", "[gemm]
     for (bool trans_b : {false, true})
       for (float alpha : {1.0f, -0.5f, 2.0f})
         for (float beta : {0.0f, 1.0f, 0.25f})
-          for (Index k : {Index{300}, Index{3000}}) {  // A read in place whole, and in KC blocks
-            GemmCase g;
-            g.trans_a = trans_a;
-            g.trans_b = trans_b;
-            g.m = 37;
-            g.n = 41;
-            g.k = k;
-            g.alpha = alpha;
-            g.beta = beta;
-            g.pad = 3;
-            check_gemm(g);
-          }
+          for (Index k : {Index{300}, Index{3000}})  // one KC block, and several
+            // 37 rows: a non-transposed B read in place by every micro-tile; 70 rows and
+            // 41 columns: A read in place instead.
+            for (Index m : {Index{37}, Index{70}}) {
+              GemmCase g;
+              g.trans_a = trans_a;
+              g.trans_b = trans_b;
+              g.m = m;
+              g.n = 41;
+              g.k = k;
+              g.alpha = alpha;
+              g.beta = beta;
+              g.pad = 3;
+              check_gemm(g);
+            }
 }
 
 TEST_CASE("gemm with beta = 0 overwrites NaN in C; k = 0 or alpha = 0 only scales C", "[gemm]") {
