@@ -61,10 +61,11 @@ constexpr std::size_t kAlign = 64;
 constexpr Index kInPlaceAMaxCols = 64;
 // Packed B (bytes) small enough to stay in L2 while A is streamed past it whole rows at a time.
 constexpr Index kInPlaceBBytes = Index{384} << 10;
-// Rows of C (at most) for which every micro-tile reads a non-transposed B in place, when
-// KC rows of B span at most kInPlaceBSpanBytes (see gemm_block).
+// Rows of C (at most) for which every micro-tile reads a non-transposed B in place (see
+// gemm_block), and the KC of that path: a longer block than kKc (one pass over C for the
+// MLP's k = 784), its A sliver streaming from L2.
 constexpr Index kInPlaceBMaxRows = 64;
-constexpr Index kInPlaceBSpanBytes = Index{512} << 10;
+constexpr Index kFewRowsKc = 1024;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
 static_assert(kInPlaceBMaxRows <= kMc, "gemm_few_rows packs all its rows of A as one block");
 static_assert(kOffsetMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the offset micro-tile");
@@ -85,7 +86,10 @@ float* align_up(void* p) {
 // Packed-buffer sizes in floats: A block is MC×KC; the B block is KC × (NC or less, rounded
 // to NR), each rounded to whole cache lines so the B block starts aligned.
 Index packed_a_floats(Index m, Index k) {
-  return round_up(min_index(round_up(m, kMr), kMc) * min_index(k, kKc), kAlign / sizeof(float));
+  const Index blocked = min_index(round_up(m, kMr), kMc) * min_index(k, kKc);
+  // gemm_few_rows, for any slice of at most kInPlaceBMaxRows rows.
+  const Index few_rows = min_index(round_up(m, kMr), round_up(kInPlaceBMaxRows, kMr)) * min_index(k, kFewRowsKc);
+  return round_up(blocked > few_rows ? blocked : few_rows, kAlign / sizeof(float));
 }
 Index packed_b_floats(Index n, Index k) {
   const Index blocked = min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
@@ -284,7 +288,7 @@ template <Index Rows>
 // With pack_out: B is read in place (stride b_stride) and each of its kc rows of 16 floats is
 // also stored to pack_out, the packed sliver that the next micro-tiles of this column read.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
   Tile t;
   for (__m512& row : t) row = _mm512_setzero_ps();
   for (Index i = 0; i < mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -298,6 +302,9 @@ void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, floa
       pack_out += kNr;
     } else {
       _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+      // The first tile of a sliver of B read in place: also fetch this row of the sliver
+      // after next into L2, as the packing tile does (B may come from L3 or memory).
+      if (prefetch_ahead) _mm_prefetch(reinterpret_cast<const char*>(b + 2 * kNr), _MM_HINT_T1);
     }
     for (Index i = 0; i < kMr; ++i) t[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), bv, t[i]);
     a += kMr;
@@ -408,7 +415,7 @@ template <typename RowA>
 // With pack_out: B is read in place (stride b_stride) and each of its kc rows of 16 floats is
 // also stored to pack_out, the packed sliver that the next micro-tiles of this column read.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
   Tile t;
   for (auto& row : t) row[0] = row[1] = _mm256_setzero_ps();
   for (Index i = 0; i < mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
@@ -424,6 +431,9 @@ void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, floa
       pack_out += kNr;
     } else {
       _mm_prefetch(reinterpret_cast<const char*>(b + 8 * b_stride), _MM_HINT_T0);
+      // The first tile of a sliver of B read in place: also fetch this row of the sliver
+      // after next into L2, as the packing tile does (B may come from L3 or memory).
+      if (prefetch_ahead) _mm_prefetch(reinterpret_cast<const char*>(b + 2 * kNr), _MM_HINT_T1);
     }
     tile_step(t, b0, b1, [a](Index i) { return a + i; });
     a += kMr;
@@ -515,7 +525,8 @@ void offset_tile(const float* a_base, const Index* off, Index a_step, const floa
 // Portable path: the same tile, written so that a compiler can vectorise the j loop for
 // whatever vector width the target has.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
+  (void)prefetch_ahead;
   float tile[kMr * kNr] = {};
   for (Index p = 0; p < kc; ++p) {
     if (pack_out != nullptr)
@@ -583,7 +594,7 @@ void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k
     row_times_b(n1 - n0, k, alpha, row, trans_a ? lda : 1, b + n0, ldb, beta, c + m0 * ldc + n0);
     return;
   }
-  const Index kc_step = balanced_step(k, kKc, 8);
+  const Index kc_step = balanced_step(k, kFewRowsKc, 8);
   for (Index pc = 0; pc < k; pc += kc_step) {
     const Index kc = min_index(kc_step, k - pc);
     const float block_beta = pc == 0 ? beta : 1.0f;
@@ -599,7 +610,7 @@ void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k
       }
       for (Index ir = 0; ir < rows; ir += kMr) {
         micro_kernel(kc, packed_a + ir * kc, sliver, stride, c + (m0 + ir) * ldc + jr, ldc, alpha, block_beta,
-                     min_index(kMr, rows - ir), nr);
+                     min_index(kMr, rows - ir), nr, nullptr, ir == 0 && stride == ldb);
       }
     }
   }
@@ -611,11 +622,11 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
                 float* packed_b) {
   const Index kc_step = balanced_step(k, kKc, 8);
   // Up to kInPlaceBMaxRows rows, packing B (even inside the first micro-tile of each sliver)
-  // costs more than the few tiles of each sliver gain from it, as long as a KC block of B's
-  // rows spans few pages (the TLB; 64x784x256 on one core: 111.9 against 110.3 GFLOP/s, while
-  // 64x3136x1008, 4 KB a row, fell from 109 to 99; docs/performance.md).
-  if (!trans_b &&
-      (m1 - m0 <= kMr || (m1 - m0 <= kInPlaceBMaxRows && kc_step * ldb * Index{sizeof(float)} <= kInPlaceBSpanBytes))) {
+  // costs more than the few tiles of each sliver gain from it (64x784x256 on one core: 113.4
+  // against 111.1 GFLOP/s; 64x3136x1008: 113.2 against 107.2) — unless B's rows are a
+  // multiple of 4 KB apart, where a sliver's rows crowd into a few cache sets and do not stay
+  // cached from one tile to the next (64x3136x1024: 74.5 against 101.4; docs/performance.md).
+  if (!trans_b && (m1 - m0 <= kMr || (m1 - m0 <= kInPlaceBMaxRows && ldb * Index{sizeof(float)} % 4096 != 0))) {
     gemm_few_rows(trans_a, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, packed_a, packed_b);
     return;
   }

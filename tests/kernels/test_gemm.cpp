@@ -128,11 +128,14 @@ TEST_CASE("gemm crosses the cache blocks on large odd shapes", "[gemm]") {
     Index m, n, k;
   };
   // Past MC = 144, KC = 256 and NR/MR multiples, in each dimension in turn. {145, 17, 513}
-  // reads A in place with B packed whole, {50, 40, 3000} reads A in place in KC blocks (its
+  // reads A in place with B packed whole, {70, 40, 3000} reads A in place in KC blocks (its
   // packed B, 48 x 3000 floats, is over the 384 KB that may be packed whole); {13, 600, 520}
-  // and {150, 530, 500} have a B over 1 MB.
-  const Shape shapes[] = {{127, 255, 257}, {257, 127, 255}, {255, 257, 127}, {145, 17, 513},  {1, 784, 256},
-                          {64, 256, 784},  {300, 33, 1},    {13, 600, 520},  {150, 530, 500}, {50, 40, 3000}};
+  // and {150, 530, 500} have a B over 1 MB. Up to 64 rows a non-transposed B is read in
+  // place ({64, 256, 784}, {13, 600, 520}; {33, 70, 2100} in three KC blocks of that path)
+  // unless its rows are a multiple of 4 KB apart ({40, 1024, 300}: packed).
+  const Shape shapes[] = {{127, 255, 257}, {257, 127, 255}, {255, 257, 127}, {145, 17, 513},
+                          {1, 784, 256},   {64, 256, 784},  {300, 33, 1},    {13, 600, 520},
+                          {150, 530, 500}, {70, 40, 3000},  {33, 70, 2100},  {40, 1024, 300}};
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
       for (const Shape& s : shapes) {
