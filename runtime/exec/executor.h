@@ -77,7 +77,7 @@ std::optional<Backend> parse_backend(std::string_view name);  // "jit" (or "llvm
 // For executors cached by batch size: "compiled the STEP with LLVM in 0.41 s (batch sizes
 // 64, 16)"; "" when none of them compiled anything (the reference backend). The time is
 // `wall_seconds` when given (compiles that overlapped), else the sum of their compile times.
-std::string compile_summary(const std::map<std::int64_t, std::unique_ptr<Executor>>& executors,
-                            const std::string& step, double wall_seconds = -1);
+std::string compile_summary(const std::map<std::int64_t, std::unique_ptr<Executor>>& executors, const std::string& step,
+                            double wall_seconds = -1);
 
 }  // namespace kiln::runtime

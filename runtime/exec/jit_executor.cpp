@@ -251,8 +251,8 @@ std::unique_ptr<Executor> make_executor(const ir::Graph& graph, std::int64_t bat
   return make_jit_executor(graph, batch);
 }
 
-std::string compile_summary(const std::map<std::int64_t, std::unique_ptr<Executor>>& executors,
-                            const std::string& step, double wall_seconds) {
+std::string compile_summary(const std::map<std::int64_t, std::unique_ptr<Executor>>& executors, const std::string& step,
+                            double wall_seconds) {
   double seconds = 0;
   std::string sizes;
   // Largest first: the full batch, then the last, partial ones.

@@ -143,9 +143,7 @@ class Evaluator {
   }
 
   const Confusion& confusion() const { return confusion_; }
-  std::string compile_summary() const {
-    return runtime::compile_summary(executors_, "evaluation step", compile_wall_);
-  }
+  std::string compile_summary() const { return runtime::compile_summary(executors_, "evaluation step", compile_wall_); }
 
  private:
   Confusion confusion_;
