@@ -89,9 +89,10 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
 constexpr Index kSmallRows = 4;
 constexpr Index kSmallChunk = 64;
 // A task whose share of B is larger than this (Zen 3's L2) finds some of it gone from L2 on
-// the next call: its rows are then prefetched kPrefetchRows ahead. A smaller share stays in
-// L2, where the prefetches only cost issue slots (fashion_mlp's threaded batch-1 artifact:
-// 5.3 against 5.5-6.6 us with them; its serial one, 0.8 MB a call: 9.0 against 9.4 us).
+// the next call: its rows are then prefetched kPrefetchRows ahead (bench_gemm --paired,
+// 1x784x256 in the AVX2 native build: 0.90-0.93 of OpenBLAS without, 0.97-1.02 with). A
+// smaller share stays in L2, where the prefetches only cost issue slots (fashion_mlp's
+// threaded batch-1 artifact, 0.4 MB a thread: 5.3 us without them, 5.5-6.6 with).
 constexpr Index kPrefetchBytes = Index{512} << 10;
 constexpr Index kPrefetchRows = 4;
 
