@@ -2,7 +2,8 @@
 // own (grammar.cpp); when one fails, its error becomes a diagnostic phrased from what was
 // expected and what was found (a keyword used as a name, a look-alike character, a block
 // left open, a token missing at a line's end), and parsing resumes at the next line that
-// starts a declaration, so one run reports the syntax errors of every declaration.
+// starts a declaration, so one run reports the syntax errors of every declaration; within
+// a failed declaration, the later statements are checked too (Recovery, below).
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
