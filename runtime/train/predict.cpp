@@ -1,11 +1,17 @@
 // kiln predict (see predict.h).
 #include "runtime/train/predict.h"
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "runtime/data/data_error.h"
+#include "runtime/data/idx_reader.h"
 #include "runtime/data/rows.h"
 #include "runtime/exec/executor.h"
 #include "runtime/train/feeds.h"
@@ -44,6 +50,47 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
   return reduced;
 }
 
+// How many records `schema`'s source holds, counted before it is read: CSV, its non-empty
+// lines after the header (gzip or not); IDX, the images file's item count. -1 when it cannot
+// tell. Only a guess — a quoted line break or a rejected record makes it wrong — used to
+// compile the last, partial batch's executor while the full batch's compiles.
+std::int64_t count_records(const sema::FeatureSet& schema) {
+  if (schema.source == sema::SourceKind::kIdx) {
+    try {
+      return data::IdxReader(schema.idx_images).count();
+    } catch (const data::DataError&) {
+      return -1;  // the reader proper reports it
+    }
+  }
+  std::error_code ignored;
+  if (!fs::is_regular_file(schema.csv_path, ignored)) return -1;  // a pipe would be drained
+  gzFile file = gzopen(schema.csv_path.c_str(), "rb");
+  if (file == nullptr) return -1;
+  std::vector<char> chunk(std::size_t{1} << 20);
+  std::int64_t lines = 0;
+  bool content = false;  // the current line has something besides a carriage return
+  for (;;) {
+    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
+    if (got <= 0) {
+      if (got < 0) lines = -1;
+      break;
+    }
+    for (int i = 0; i < got; ++i) {
+      const char ch = chunk[static_cast<std::size_t>(i)];
+      if (ch == '\n') {
+        lines += content ? 1 : 0;
+        content = false;
+      } else if (ch != '\r') {
+        content = true;
+      }
+    }
+  }
+  gzclose(file);
+  if (lines < 0) return -1;
+  lines += content ? 1 : 0;
+  return lines > 0 ? lines - 1 : 0;  // the header
+}
+
 }  // namespace
 
 std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, const PredictOptions& options,
@@ -66,10 +113,26 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   const std::vector<Feed> plan = plan_feeds(c, t.spec.model, graph, pipeline);
   const std::int64_t batch_size = t.spec.batch;
   std::map<std::int64_t, std::unique_ptr<Executor>> executors;
+  // When each compile that made a used executor ran: the summary reports their union, as
+  // two of them may overlap.
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> compiles;
+  // The last batch's executor, compiled beside the full batch's (see below).
+  std::future<std::unique_ptr<Executor>> early;
+  std::int64_t early_rows = 0;
+  std::pair<Clock::time_point, Clock::time_point> early_span;
   auto executor_for = [&](std::int64_t rows) -> Executor& {
     auto& slot = executors[rows];
     if (slot) return *slot;
-    slot = make_executor(graph, rows, options.backend);
+    if (early.valid() && rows == early_rows) {
+      slot = early.get();
+      if (slot) compiles.push_back(early_span);
+    }
+    if (!slot) {
+      const Clock::time_point start = Clock::now();
+      slot = make_executor(graph, rows, options.backend);
+      compiles.emplace_back(start, Clock::now());
+    }
     auto load = [&](const std::string& name) {
       auto it = params.tensors.find(name);
       if (it == params.tensors.end())
@@ -94,6 +157,26 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
 
   std::vector<std::size_t> kept;
   sema::FeatureSet schema = input_schema(*set, options.input, kept);
+  // A source of more than one batch whose size the batch does not divide needs two JIT
+  // compiles, the full batch's at the first batch and the rest's at the end: start the
+  // second now, on its own thread, so the two run at once. A wrong count only costs an
+  // executor that is never used (one for the right size is then compiled at the end).
+  if (options.backend == Backend::kJit) {
+    const std::int64_t records = count_records(schema);
+    if (records > batch_size && records % batch_size != 0) {
+      early_rows = records % batch_size;
+      early = std::async(std::launch::async, [&graph, &early_span, early_rows]() -> std::unique_ptr<Executor> {
+        try {
+          early_span.first = Clock::now();
+          std::unique_ptr<Executor> made = make_executor(graph, early_rows, Backend::kJit);
+          early_span.second = Clock::now();
+          return made;
+        } catch (...) {
+          return nullptr;  // compiled again, and its error reported, where it is needed
+        }
+      });
+    }
+  }
   std::int64_t written = 0;
   bool header_done = false;
   auto flush = [&](data::Batch& b, const std::vector<std::int64_t>& lines) {
@@ -201,7 +284,15 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   } catch (const data::DataError& e) {
     throw TrainError(e.what());
   }
-  const std::string summary = compile_summary(executors, "forward pass");
+  std::sort(compiles.begin(), compiles.end());
+  double compile_wall = 0;  // the union of the compiles' spans
+  Clock::time_point covered{};
+  for (const auto& [start, end] : compiles) {
+    const Clock::time_point from = std::max(start, covered);
+    if (end > from) compile_wall += std::chrono::duration<double>(end - from).count();
+    covered = std::max(covered, end);
+  }
+  const std::string summary = compile_summary(executors, "forward pass", compile_wall);
   if (!summary.empty()) errors << summary << "\n";
   return written;
 }

@@ -190,6 +190,38 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   CHECK_THAT(predict.out, Catch::Contains("new.csv:3: skipped:"));
   CHECK_THAT(predict.out, Catch::Contains("compiled the forward pass with LLVM in"));
 
+  // More than one batch (128) with a partial last one: its executor is compiled beside the
+  // full batch's, for the size a count of the file's lines predicts. A rejected record
+  // makes that guess wrong (131 lines, 130 records); the right size is then compiled at the
+  // end and the predictions are the same.
+  const std::string row = "9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
+  {
+    std::ofstream many(dir / "many.csv");
+    many << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n";
+    for (int i = 0; i < 130; ++i) many << row;
+  }
+  fs::copy_file(dir / "many.csv", dir / "many_bad.csv");
+  std::ofstream(dir / "many_bad.csv", std::ios::app) << "x,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
+  const auto predictions = [](const std::string& out) {
+    std::string kept;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("{\"line\":", 0) == 0) kept += line + "\n";
+    return kept;
+  };
+  Run guessed = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                     (dir / "many.csv").string() + " --format jsonl");
+  Run missed = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                    (dir / "many_bad.csv").string() + " --format jsonl");
+  CHECK(guessed.code == 0);
+  CHECK(missed.code == 0);
+  CHECK_THAT(guessed.out, Catch::Contains("(batch sizes 128, 2)"));
+  CHECK_THAT(missed.out, Catch::Contains("(batch sizes 128, 2)"));
+  CHECK_THAT(missed.out, Catch::Contains("many_bad.csv:132: skipped:"));
+  const std::string want = predictions(guessed.out);
+  CHECK(std::count(want.begin(), want.end(), '\n') == 130);
+  CHECK(predictions(missed.out) == want);
+
   Run missing_run = kiln("eval models/credit_risk.kiln --run " + (dir / "nowhere").string());
   CHECK(missing_run.code == 1);
   CHECK_THAT(missing_run.out, Catch::Contains("no run.json"));
