@@ -214,12 +214,16 @@ namespace {
 
 // A kernel function that optimise_module leaves as clang made it (see Impl::finish).
 constexpr const char* kPreoptimised = "kiln-preoptimised";
-// Elementwise loops with fewer elements run on the calling thread. Below this the hand-off
-// cost more than the second core gained (KILN_PROFILE of fashion_mlp's training step at
-// batch 256 on 2 threads, split against serial: the 65,536-element relu-gradient select
-// 50 against 19-22 us, the 32,768-element Adam update of h2.w 42 against 25 us; the
-// 200,704-element Adam update of h1.w 81 against 156 us).
-constexpr std::int64_t kParallelLoopElements = std::int64_t{1} << 17;
+// An elementwise loop is split over threads when it has at least kParallelLoopElements
+// elements and either moves at least kParallelLoopBytes (its operands and results) or
+// computes a transcendental function or random numbers per element; smaller or cheaper
+// loops run on the calling thread. Below that the hand-off cost more than the second core
+// gained (KILN_PROFILE of fashion_mlp's training step at batch 256 on 2 threads, split
+// against serial: the relu-gradient select, 65,536 elements and 0.75 MiB, 50 against
+// 19-22 us; the Adam update of h2.w, 0.9 MiB, 42 against 25 us; that of h1.w, 5.4 MiB, 81
+// against 156 us).
+constexpr std::int64_t kParallelLoopElements = std::int64_t{1} << 15;
+constexpr std::int64_t kParallelLoopBytes = std::int64_t{1} << 20;
 
 // LLVM's O2 pipeline for `tm` over `module`.
 void optimise_module(llvm::Module& module, llvm::TargetMachine& tm) {
@@ -538,6 +542,24 @@ struct ModuleBuilder::Impl {
       }
     };
     collect(root);
+    // What the loop costs, for the decision to split it over threads: bytes moved, and
+    // whether some element computes more than a few arithmetic instructions.
+    std::int64_t bytes = static_cast<std::int64_t>(out.bytes);
+    for (const BufferId leaf : leaves) bytes += static_cast<std::int64_t>(p.buffers[leaf].bytes);
+    for (const std::size_t x : stored) bytes += static_cast<std::int64_t>(p.buffers[p.instructions[x].result].bytes);
+    bool heavy = false;
+    std::set<std::size_t> weighed;
+    std::function<void(std::size_t)> weigh = [&](std::size_t i) {
+      if (!weighed.insert(i).second) return;
+      static constexpr std::string_view kHeavy[] = {
+          "exp", "log", "pow", "tanh", "sigmoid", "random_normal", "random_uniform", "random_uniform_like"};
+      heavy = heavy || std::find(std::begin(kHeavy), std::end(kHeavy), op_name(p.instructions[i])) != std::end(kHeavy);
+      for (const BufferId b : p.instructions[i].operands) {
+        const std::int32_t prod = s.plan.producer[b];
+        if (prod >= 0 && s.plan.inlined[static_cast<std::size_t>(prod)]) weigh(static_cast<std::size_t>(prod));
+      }
+    };
+    weigh(root);
     // Strides (in elements) of each leaf and the output against the output dims.
     std::vector<std::vector<std::int64_t>> strides;
     for (const BufferId leaf : leaves) {
@@ -648,7 +670,7 @@ struct ModuleBuilder::Impl {
     // Call it: split over threads when large enough to pay for the hand-off.
     const std::int64_t total = product(dims);
     const std::int64_t chunks = std::min<std::int64_t>(options.threads, dims[0]);
-    if (chunks > 1 && total >= kParallelLoopElements) {
+    if (chunks > 1 && total >= kParallelLoopElements && (bytes >= kParallelLoopBytes || heavy)) {
       llvm::Function* task = outline_task(f, chunks, dims[0]);
       call_parallel(main, entry, task, chunks);
     } else {
