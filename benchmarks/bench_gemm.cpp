@@ -175,7 +175,7 @@ void bench_kiln(benchmark::State& state, Shape s) {
   kiln::runtime::set_thread_count(s.threads);
   std::vector<unsigned char> workspace(kiln_k_matmul_scratch(s.m, s.n, s.k, s.threads));
   for (auto _ : state) {
-    kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o.a.data(), 0, o.b.data(), 0, o.c.data(), nullptr, 0,
+    kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o.a.data(), 0, o.b.data(), 0, o.c.data(), nullptr, 0, nullptr,
                   workspace.data(), s.threads);
     benchmark::ClobberMemory();
   }
@@ -259,7 +259,7 @@ std::vector<Library> paired_libraries() {
                     return std::function<void()>([s, o, ws] {
                       kiln::runtime::set_thread_count(s.threads);
                       kiln_k_matmul(1, s.m, s.n, s.k, s.trans_a, s.trans_b, o->a.data(), 0, o->b.data(), 0, o->c.data(),
-                                    nullptr, 0, ws->data(), s.threads);
+                                    nullptr, 0, nullptr, ws->data(), s.threads);
                     });
                   }});
   libs.push_back({"openblas", true, [](const Shape& s) {

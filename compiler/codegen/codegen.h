@@ -70,7 +70,8 @@ struct CodegenReport {
   std::size_t scratch_bytes = 0;  // of which kernel scratch
   int instructions = 0;           // in the Program
   int fused = 0;                  // elementwise instructions folded into another's loop
-  int epilogues = 0;  // ops folded into an epilogue (a matmul's bias and relu, a relu gradient into a pool gradient)
+  int epilogues = 0;  // ops folded into an epilogue (a matmul's bias and relu or a relu gradient, a relu gradient into
+                      // a pool gradient)
   int loops = 0;      // generated elementwise loops
   int kernel_calls = 0;
   std::string kernels;  // the kernel bitcode linked in: "avx512", "avx2" or "portable"

@@ -50,14 +50,20 @@ FusionPlan plan_fusion(ir::Program& p) {
   };
   std::vector<ir::BufferId> dead;  // results nobody materialises any more
 
-  // Matmul epilogues: C = A·B, then add(C, bias[n]), then relu.
-  for (std::size_t m = 0; m < n; ++m) {
+  // A matmul that kiln_k_matmul's epilogue can finish: one 2-D f32 product of 2-D operands.
+  const auto plain_matmul = [&](std::size_t m) {
     const ir::Instruction& mm = p.instructions[m];
-    if (op_name(mm) != "matmul") continue;
+    if (op_name(mm) != "matmul") return false;
     const ir::Buffer& c = p.buffers[mm.result];
-    if (c.dtype != ir::DType::kF32 || c.dims.size() != 2 || p.buffers[mm.operands[0]].dims.size() != 2 ||
-        p.buffers[mm.operands[1]].dims.size() != 2)
-      continue;
+    return c.dtype == ir::DType::kF32 && c.dims.size() == 2 && p.buffers[mm.operands[0]].dims.size() == 2 &&
+           p.buffers[mm.operands[1]].dims.size() == 2;
+  };
+
+  // Matmul epilogues: C = A·B, then add(C, bias[n]), then relu (a relu's gradient: below).
+  for (std::size_t m = 0; m < n; ++m) {
+    if (!plain_matmul(m)) continue;
+    const ir::Instruction& mm = p.instructions[m];
+    const ir::Buffer& c = p.buffers[mm.result];
     const auto j = private_to(mm.result);
     if (!j || op_name(p.instructions[*j]) != "add") continue;
     const ir::Instruction& add = p.instructions[*j];
@@ -110,7 +116,35 @@ FusionPlan plan_fusion(ir::Program& p) {
     dead.push_back(pg.result);
     dead.push_back(gt.result);
     p.buffers[sel.result].first = static_cast<std::uint32_t>(m);
-    plan.epilogues[m] = Epilogue{0, 2, sel.result};
+    plan.epilogues[m] = Epilogue{std::nullopt, 2, sel.result};
+  }
+
+  // The gradient of a relu after a matmul: select(greater(x, 0), A·B, 0), with x (the
+  // relu's output) of C's shape, becomes the matmul's epilogue, which keeps C where x > 0.
+  for (std::size_t m = 0; m < n; ++m) {
+    if (!plain_matmul(m) || plan.epilogues.contains(m)) continue;
+    const ir::Instruction& mm = p.instructions[m];
+    const ir::Buffer& c = p.buffers[mm.result];
+    const auto j = private_to(mm.result);
+    if (!j || op_name(p.instructions[*j]) != "select") continue;
+    const ir::Instruction& sel = p.instructions[*j];
+    if (sel.operands[1] != mm.result || sel.operands[0] == mm.result || !zero_constant(sel.operands[2])) continue;
+    if (p.buffers[sel.result].dims != c.dims) continue;
+    const auto k = private_to(sel.operands[0]);
+    const std::int32_t cmp = plan.producer[sel.operands[0]];
+    if (!k || *k != *j || cmp < 0) continue;
+    const ir::Instruction& gt = p.instructions[static_cast<std::size_t>(cmp)];
+    if (op_name(gt) != "greater" || !zero_constant(gt.operands[1])) continue;
+    const ir::BufferId x = gt.operands[0];
+    if (x == mm.result || p.buffers[x].dtype != ir::DType::kF32 || p.buffers[x].dims != c.dims) continue;
+    if (plan.producer[x] < 0 || static_cast<std::size_t>(plan.producer[x]) >= m) continue;  // ready before C
+    plan.absorbed[*j] = true;
+    plan.absorbed[static_cast<std::size_t>(cmp)] = true;
+    dead.push_back(mm.result);
+    dead.push_back(gt.result);
+    p.buffers[sel.result].first = static_cast<std::uint32_t>(m);
+    p.buffers[x].last = std::max<std::uint32_t>(p.buffers[x].last, static_cast<std::uint32_t>(m));
+    plan.epilogues[m] = Epilogue{std::nullopt, 3, sel.result, x};
   }
 
   // A new parameter or state value lives in its assign's slot.

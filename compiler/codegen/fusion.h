@@ -27,9 +27,12 @@ enum class OpClass : std::uint8_t {
 OpClass op_class(std::string_view op);
 
 struct Epilogue {
-  ir::BufferId bias = 0;  // matmul only
-  int act = 0;            // 0 none, 1 relu (matmul), 2 keep only where the pool's maximum is > 0
+  std::optional<ir::BufferId> bias;  // matmul: a row bias added to C
+  // 0 none; 1 relu (matmul); 2 keep only where the pool's maximum is > 0 (max_pool2d_grad);
+  // 3 a relu's gradient: keep C only where `gate` (the relu's output) is > 0 (matmul).
+  int act = 0;
   ir::BufferId target = 0;
+  ir::BufferId gate = 0;
 };
 
 struct FusionPlan {

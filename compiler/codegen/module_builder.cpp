@@ -951,16 +951,19 @@ struct ModuleBuilder::Impl {
     if (op == "matmul") {
       const MatmulShape m = matmul_shape(p, inst);
       llvm::Value* bias = llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(ctx));
+      llvm::Value* gate = bias;
       llvm::Value* c = out();
       int act = 0;
       if (auto it = s.plan.epilogues.find(i); it != s.plan.epilogues.end()) {
-        bias = address(b, f, s, it->second.bias);
-        c = address(b, f, s, it->second.target);
-        act = it->second.act;
+        const Epilogue& e = it->second;
+        if (e.bias) bias = address(b, f, s, *e.bias);
+        c = address(b, f, s, e.target);
+        act = e.act == 3 ? 2 : e.act;  // the kernel's code for a relu gradient is 2
+        if (e.act == 3) gate = address(b, f, s, e.gate);
       }
       return call("kiln_k_matmul",
                   {i64c(m.batch), i64c(m.m), i64c(m.n), i64c(m.k), i1c(m.ta), i1c(m.tb), in(0), i64c(m.a_stride), in(1),
-                   i64c(m.b_stride), c, bias, i32c(act), scratch(b, f, s), i32c(threads)});
+                   i64c(m.b_stride), c, bias, i32c(act), gate, scratch(b, f, s), i32c(threads)});
     }
     if (op == "reduce_sum" || op == "reduce_mean" || op == "reduce_max") {
       const auto& dims = in_buf(0).dims;

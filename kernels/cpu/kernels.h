@@ -26,14 +26,17 @@ typedef void (*kiln_task_fn)(void* ctx, std::int64_t index);
 void kiln_parallel_for(std::int64_t count, kiln_task_fn fn, void* ctx);
 
 // ---- Matrix product -----------------------------------------------------------------------
-// For each of `batch` products: C_i = op(A_i) op(B_i) (+ bias[j] on every row) (then relu
-// when act == 1), C row-major m×n. op(A) is m×k (A stored m×k, or k×m when trans_a), op(B)
-// is k×n (B stored k×n, or n×k when trans_b). A_i = a + i*a_stride (a_stride 0 broadcasts),
-// likewise B_i, C_i = c + i*m*n. bias may be null. `threads` >= 1 splits each product.
+// For each of `batch` products: C_i = op(A_i) op(B_i) (+ bias[j] on every row), then the
+// activation: act == 1 relu; act == 2 a relu's gradient, C_i[r][j] kept where
+// gate_i[r][j] > 0 and 0 elsewhere (gate_i = gate + i*m*n, the relu's output, m×n; NaN
+// gives 0, as select(greater(x, 0), C, 0) does). C row-major m×n. op(A) is m×k (A stored
+// m×k, or k×m when trans_a), op(B) is k×n (B stored k×n, or n×k when trans_b).
+// A_i = a + i*a_stride (a_stride 0 broadcasts), likewise B_i, C_i = c + i*m*n. bias and
+// gate (unless act == 2) may be null. `threads` >= 1 splits each product.
 std::size_t kiln_k_matmul_scratch(std::int64_t m, std::int64_t n, std::int64_t k, int threads);
 void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
                    const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
-                   const float* bias, int act, void* scratch, int threads);
+                   const float* bias, int act, const float* gate, void* scratch, int threads);
 
 // ---- Convolution (NHWC input, [KH, KW, C, F] filter, NHWC output) ---------------------------
 // Geometry as kiln::kernels::ref::Conv2dGeometry (pads already resolved).

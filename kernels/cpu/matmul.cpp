@@ -1,4 +1,5 @@
-// kiln_k_matmul: batched products over kiln_sgemm_slice, with the bias and relu epilogue.
+// kiln_k_matmul: batched products over kiln_sgemm_slice, with the bias, relu and relu-gradient
+// epilogue.
 //
 // Work units: each of the `batch` products is cut into `parts` blocks of C (rows or
 // columns, whichever has more micro-tiles, on micro-tile boundaries, as gemm.cpp itself
@@ -21,13 +22,18 @@ constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block, a multiple of 6 an
 // Below this many multiply-adds per task, waking another thread costs more than it saves.
 constexpr Index kMatmulGrain = Index{1} << 16;
 
-void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act) {
+// Rows of C from its row r0, columns from n0 (ldc apart); the gate has C's shape.
+void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act, const float* gate) {
   for (Index i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
     if (bias != nullptr)
       for (Index j = 0; j < cols; ++j) row[j] += bias[j];
     if (act == 1)
       for (Index j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+    if (act == 2) {
+      const float* g = gate + i * ldc;
+      for (Index j = 0; j < cols; ++j) row[j] = g[j] > 0.0f ? row[j] : 0.0f;
+    }
   }
 }
 
@@ -41,6 +47,7 @@ struct MatmulPlan {
   float* c;
   const float* bias;
   int act;
+  const float* gate;  // act == 2: C's shape, every product's
   char* workspace;
   std::size_t workspace_stride;
   Index parts;      // blocks per product
@@ -65,9 +72,10 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
   const float* a = p.a + item * p.a_stride;
   const float* b = p.b + item * p.b_stride;
   float* c = p.c + item * p.m * p.n;
+  const float* gate = p.act == 2 ? p.gate + item * p.m * p.n : nullptr;
   const Index lda = p.trans_a ? p.m : p.k;
   const Index ldb = p.trans_b ? p.k : p.n;
-  const bool has_epilogue = p.bias != nullptr || p.act == 1;
+  const bool has_epilogue = p.bias != nullptr || p.act != 0;
   const Index chunk = has_epilogue ? kEpilogueRows : m1 - m0;
   const float* b_block = p.trans_b ? b + n0 * ldb : b + n0;
   for (Index r0 = m0; r0 < m1; r0 += chunk) {
@@ -76,7 +84,9 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
     float* c_block = c + r0 * p.n + n0;
     kiln_sgemm_slice(p.trans_a, p.trans_b, rows, n1 - n0, p.k, 1.0f, a_block, lda, b_block, ldb, 0.0f, c_block, p.n,
                      workspace, 0, 1);
-    if (has_epilogue) epilogue(c_block, p.n, rows, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act);
+    if (has_epilogue)
+      epilogue(c_block, p.n, rows, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act,
+               gate != nullptr ? gate + r0 * p.n + n0 : nullptr);
   }
 }
 
@@ -148,7 +158,8 @@ void small_tail(const float* b, Index ldb, Index k, Index width, const AAt& a_at
 // A's orientation is a template parameter: a task called through kiln_parallel_for does not
 // see the plan's constants, and a per-element select would sit in its inner loops.
 template <bool TransA, bool Prefetch>
-void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, Index i, Index n0, Index n1) {
+void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, const float* gate, Index i, Index n0,
+               Index n1) {
   const Index lda = TransA ? p.m : p.k;
   const auto a_at = [&](Index kk) { return TransA ? a[kk * lda + i] : a[i * lda + kk]; };
   float* row = c + i * p.n;
@@ -169,7 +180,8 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, In
     }
   }
   float* out = row + n0;
-  epilogue(out, p.n, 1, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act);
+  epilogue(out, p.n, 1, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act,
+           gate != nullptr ? gate + i * p.n + n0 : nullptr);
 }
 
 struct SmallPlan {
@@ -177,6 +189,7 @@ struct SmallPlan {
   const float* a;
   const float* b;
   float* c;
+  const float* gate;  // this product's, or null
   Index tasks;
 };
 
@@ -188,18 +201,18 @@ void small_rows_task(void* ctx, Index task) {
   const bool prefetch = !s.p->trans_b && s.p->k * (n1 - n0) * Index{sizeof(float)} > kPrefetchBytes;
   for (Index i = 0; i < s.p->m; ++i) {
     if (s.p->trans_a) {
-      prefetch ? small_row<true, true>(*s.p, s.a, s.b, s.c, i, n0, n1)
-               : small_row<true, false>(*s.p, s.a, s.b, s.c, i, n0, n1);
+      prefetch ? small_row<true, true>(*s.p, s.a, s.b, s.c, s.gate, i, n0, n1)
+               : small_row<true, false>(*s.p, s.a, s.b, s.c, s.gate, i, n0, n1);
     } else {
-      prefetch ? small_row<false, true>(*s.p, s.a, s.b, s.c, i, n0, n1)
-               : small_row<false, false>(*s.p, s.a, s.b, s.c, i, n0, n1);
+      prefetch ? small_row<false, true>(*s.p, s.a, s.b, s.c, s.gate, i, n0, n1)
+               : small_row<false, false>(*s.p, s.a, s.b, s.c, s.gate, i, n0, n1);
     }
   }
 }
 
-void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c, int threads) {
+void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c, const float* gate, int threads) {
   const Index chunks = ceil_div(p.n, kSmallChunk);
-  SmallPlan s{&p, a, b, c, min_index(useful_tasks(p.m * p.n * p.k, kMatmulGrain, threads), chunks)};
+  SmallPlan s{&p, a, b, c, gate, min_index(useful_tasks(p.m * p.n * p.k, kMatmulGrain, threads), chunks)};
   if (s.tasks <= 1) {
     small_rows_task(&s, 0);
     return;
@@ -226,26 +239,29 @@ std::size_t kiln_k_matmul_scratch(std::int64_t m, std::int64_t n, std::int64_t k
 
 void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
                    const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
-                   const float* bias, int act, void* scratch, int threads) {
+                   const float* bias, int act, const float* gate, void* scratch, int threads) {
   using namespace kiln::cpu;
   if (batch <= 0 || m <= 0 || n <= 0) return;
+  if (act == 2 && gate == nullptr) act = 0;  // nothing to gate by
+  const auto gate_of = [&](Index item) { return act == 2 ? gate + item * m * n : nullptr; };
   if (k <= 0) {  // empty sums: C is the epilogue of zeros
     for (Index item = 0; item < batch; ++item) {
       float* ci = c + item * m * n;
       std::memset(ci, 0, static_cast<std::size_t>(m * n) * sizeof(float));
-      epilogue(ci, n, m, n, bias, act);
+      epilogue(ci, n, m, n, bias, act, gate_of(item));
     }
     return;
   }
   MatmulPlan p{};
   p.m = m, p.n = n, p.k = k, p.trans_a = trans_a, p.trans_b = trans_b;
   p.a = a, p.a_stride = a_stride, p.b = b, p.b_stride = b_stride, p.c = c, p.bias = bias, p.act = act;
+  p.gate = gate;
   p.workspace = align_scratch(scratch);
   p.workspace_stride = aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
 
   if (m <= kSmallRows) {
     for (Index item = 0; item < batch; ++item)
-      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n, threads);
+      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n, gate_of(item), threads);
     return;
   }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);

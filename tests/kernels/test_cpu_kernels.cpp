@@ -143,11 +143,15 @@ void check_matmul(const MatmulCase& t) {
   const Floats a = random_floats(static_cast<std::size_t>(a_items * t.m * t.k), rng);
   const Floats b = random_floats(static_cast<std::size_t>(b_items * t.k * t.n), rng);
   const Floats bias = random_floats(static_cast<std::size_t>(t.n), rng);
+  // act 2's gate (a relu's output, C's shape): positives, zeros, negatives and NaNs.
+  Floats gate = random_floats(static_cast<std::size_t>(t.batch * t.m * t.n), rng);
+  for (std::size_t e = 0; e < gate.size(); e += 7)
+    gate[e] = e % 3 == 0 ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   Floats c(static_cast<std::size_t>(t.batch * t.m * t.n), std::numeric_limits<float>::quiet_NaN());
   Scratch scratch(kiln_k_matmul_scratch(t.m, t.n, t.k, t.threads));
   kiln_k_matmul(t.batch, t.m, t.n, t.k, t.ta, t.tb, a.data(), t.broadcast_a ? 0 : t.m * t.k, b.data(),
-                t.broadcast_b ? 0 : t.k * t.n, c.data(), t.bias ? bias.data() : nullptr, t.act, scratch.get(),
-                t.threads);
+                t.broadcast_b ? 0 : t.k * t.n, c.data(), t.bias ? bias.data() : nullptr, t.act,
+                t.act == 2 ? gate.data() : nullptr, scratch.get(), t.threads);
   CHECK(scratch.guard_intact());
 
   Floats want(c.size()), magnitude(c.size());
@@ -169,6 +173,7 @@ void check_matmul(const MatmulCase& t) {
       magnitude[e] += std::fabs(bias[j]);
     }
     if (t.act == 1) want[e] = want[e] > 0.0f ? want[e] : 0.0f;
+    if (t.act == 2) want[e] = gate[e] > 0.0f ? want[e] : 0.0f;  // select(greater(x, 0), C, 0)
     magnitude[e] += 1e-6f;
   }
   check_bounded(c, want, magnitude, 1e-5 * std::sqrt(double(t.k) + 1.0));
@@ -323,11 +328,12 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       for (const Shape& s : small)
-        check_matmul({1, s.m, s.n, s.k, ta, tb, s.m % 2 == 1, int(s.n % 2), false, false, 1});
+        check_matmul({1, s.m, s.n, s.k, ta, tb, s.m % 2 == 1, int(s.n % 3), false, false, 1});
       for (const Shape& s : large)
         for (int threads : {1, 2, 3}) {
           check_matmul({1, s.m, s.n, s.k, ta, tb, false, 0, false, false, threads});
           check_matmul({1, s.m, s.n, s.k, ta, tb, true, 1, false, false, threads});
+          check_matmul({1, s.m, s.n, s.k, ta, tb, false, 2, false, false, threads});
         }
     }
   // The streaming path's last columns: every width below 16 (blocks of 8, 4, 2 and 1 in one
@@ -335,7 +341,7 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   for (Index width = 1; width < 16; ++width)
     for (Index before : {Index{0}, Index{80}})
       for (bool ta : {false, true})
-        check_matmul({1, 1 + width % 3, before + width, 37, ta, false, true, 1, false, false, 1});
+        check_matmul({1, 1 + width % 3, before + width, 37, ta, false, true, 1 + int(width % 2), false, false, 1});
   // Batches: strides, including 0 (one operand shared by every product).
   for (int threads : {1, 2, 3})
     for (bool ta : {false, true})
@@ -345,13 +351,19 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
         check_matmul({2, 150, 70, 40, ta, tb, true, 0, false, true, threads});
         check_matmul({4, 1, 300, 200, ta, tb, false, 1, false, false, threads});
         check_matmul({7, 3, 5, 7, ta, tb, true, 1, true, true, threads});
+        check_matmul({3, 45, 37, 29, ta, tb, false, 2, false, false, threads});  // each product its gate
+        check_matmul({4, 2, 70, 20, ta, tb, false, 2, true, false, threads});
       }
   // k = 0: C is the epilogue of zeros.
   Floats c(6, 1.0f);
   const Floats bias = {-1, 2, -3};
   Scratch scratch(kiln_k_matmul_scratch(2, 3, 0, 2));
-  kiln_k_matmul(1, 2, 3, 0, false, false, nullptr, 0, nullptr, 0, c.data(), bias.data(), 1, scratch.get(), 2);
+  kiln_k_matmul(1, 2, 3, 0, false, false, nullptr, 0, nullptr, 0, c.data(), bias.data(), 1, nullptr, scratch.get(), 2);
   CHECK(c == Floats{0, 2, 0, 0, 2, 0});
+  const Floats gate = {1, -1, 0, 2, std::numeric_limits<float>::quiet_NaN(), 3};
+  kiln_k_matmul(1, 2, 3, 0, false, false, nullptr, 0, nullptr, 0, c.data(), bias.data(), 2, gate.data(), scratch.get(),
+                2);
+  CHECK(c == Floats{-1, 0, 0, -1, 0, -3});
 }
 
 TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]") {
@@ -798,7 +810,7 @@ TEST_CASE("kiln_k conv and matmul timings (Fashion CNN shapes, batch 64)", "[.cp
     Scratch s(kiln_k_matmul_scratch(64, 128, 784, threads));
     auto t0 = Clock::now();
     for (int rep = 0; rep < 20; ++rep)
-      kiln_k_matmul(1, 64, 128, 784, false, false, a.data(), 0, b.data(), 0, c.data(), bias.data(), 1, s.get(),
+      kiln_k_matmul(1, 64, 128, 784, false, false, a.data(), 0, b.data(), 0, c.data(), bias.data(), 1, nullptr, s.get(),
                     threads);
     const double matmul_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / 20;
     WARN("matmul 64x128x784 +bias+relu threads " << threads << ": " << matmul_ms << " ms");

@@ -1111,15 +1111,39 @@ TEST_CASE("a relu's gradient after a max-pool's gradient is folded into the pool
     CHECK(program.buffers[e.target].dims == program.buffers[program.instructions[at].result].dims);
   }
   CHECK(pool_epilogues == 2);
-  // No select over an image tensor is left (the dense layer's relu gradient, 2-D, stays).
-  int image_selects = 0;
+  // No select is left: the dense layer's relu gradient (2-D) is its matmul's epilogue.
+  int selects = 0;
   for (std::size_t i = 0; i < program.instructions.size(); ++i) {
     const ir::Instruction& inst = program.instructions[i];
-    if (ir::core_ops().get(inst.op).name == "select" && !plan.absorbed[i] &&
-        program.buffers[inst.result].dims.size() == 4)
-      ++image_selects;
+    if (ir::core_ops().get(inst.op).name == "select" && !plan.absorbed[i]) ++selects;
   }
-  CHECK(image_selects == 0);
+  CHECK(selects == 0);
+}
+
+TEST_CASE("a relu's gradient after a matmul is folded into the matmul", "[jit]") {
+  // fashion_mlp's backward pass computes select(h > 0, dy·Wᵀ, 0) for both hidden layers; each
+  // becomes the epilogue of the matmul that makes dy·Wᵀ, gated by the relu's output h.
+  autodiff::TrainingStep step = example_training_step("fashion_mlp.kiln");
+  ir::Program program = ir::lower_to_program(step.graph, 8);
+  const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+  int gated = 0;
+  for (const auto& [at, e] : plan.epilogues) {
+    if (e.act != 3) continue;
+    ++gated;
+    const ir::Instruction& mm = program.instructions[at];
+    CHECK(ir::core_ops().get(mm.op).name == "matmul");
+    CHECK(!e.bias);
+    CHECK(program.buffers[e.gate].dims == program.buffers[mm.result].dims);
+    CHECK(program.buffers[e.target].dims == program.buffers[mm.result].dims);
+    // The gate is the output of a relu, computed before the matmul and alive while it runs.
+    const std::int32_t relu = plan.producer[e.gate];
+    REQUIRE(relu >= 0);
+    CHECK(static_cast<std::size_t>(relu) < at);
+    CHECK(program.buffers[e.gate].last >= at);
+  }
+  CHECK(gated == 2);
+  for (std::size_t i = 0; i < program.instructions.size(); ++i)
+    CHECK((ir::core_ops().get(program.instructions[i].op).name != "select" || plan.absorbed[i]));
 }
 
 TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-identical results", "[jit]") {
