@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -52,9 +53,10 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
 
 // How many records `schema`'s source holds, counted before it is read: CSV, its non-empty
 // lines after the header (gzip or not); IDX, the images file's item count. -1 when it cannot
-// tell. Only a guess — a quoted line break or a rejected record makes it wrong — used to
-// compile the last, partial batch's executor while the full batch's compiles.
-std::int64_t count_records(const sema::FeatureSet& schema) {
+// tell, or when `cancel` is set meanwhile. Only a guess — a quoted line break or a rejected
+// record makes it wrong — used to compile the last, partial batch's executor while the
+// full batch's compiles.
+std::int64_t count_records(const sema::FeatureSet& schema, const std::atomic<bool>& cancel) {
   if (schema.source == sema::SourceKind::kIdx) {
     try {
       return data::IdxReader(schema.idx_images).count();
@@ -70,7 +72,7 @@ std::int64_t count_records(const sema::FeatureSet& schema) {
   std::int64_t lines = 0;
   bool content = false;  // the current line has something besides a carriage return
   for (;;) {
-    const int got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
+    const int got = cancel.load() ? -1 : gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
     if (got <= 0) {
       if (got < 0) lines = -1;
       break;
@@ -90,6 +92,59 @@ std::int64_t count_records(const sema::FeatureSet& schema) {
   lines += content ? 1 : 0;
   return lines > 0 ? lines - 1 : 0;  // the header
 }
+
+using Clock = std::chrono::steady_clock;
+
+// The last, partial batch's executor, made on its own thread while predict reads records
+// and compiles the full batch's: the thread counts the records (count_records) and, when
+// they are more than one batch and the batch does not divide them, compiles the forward
+// pass for the remainder. Leaving predict early (an error) stops the count and waits for
+// the thread. `graph` must outlive it.
+class EarlyCompile {
+ public:
+  EarlyCompile(const ir::Graph& graph, sema::FeatureSet schema, std::int64_t batch) : schema_(std::move(schema)) {
+    future_ = std::async(std::launch::async, [this, &graph, batch] {
+      Made made;
+      const std::int64_t records = count_records(schema_, cancel_);
+      if (cancel_.load() || records <= batch || records % batch == 0) return made;
+      try {
+        made.start = Clock::now();
+        made.executor = make_executor(graph, records % batch, Backend::kJit);
+        made.end = Clock::now();
+        made.rows = records % batch;
+      } catch (...) {
+        made.executor.reset();  // compiled again, and its error reported, where it is needed
+      }
+      return made;
+    });
+  }
+  EarlyCompile(const EarlyCompile&) = delete;
+  EarlyCompile& operator=(const EarlyCompile&) = delete;
+  ~EarlyCompile() {
+    cancel_.store(true);
+    if (future_.valid()) future_.wait();
+  }
+
+  // The executor for `rows` if that is what the thread made (waiting for it), else null;
+  // `span` gets when it compiled. Only for a partial batch: the full batch never waits.
+  std::unique_ptr<Executor> take(std::int64_t rows, std::pair<Clock::time_point, Clock::time_point>& span) {
+    if (!future_.valid()) return nullptr;
+    Made made = future_.get();
+    if (made.rows != rows || !made.executor) return nullptr;
+    span = {made.start, made.end};
+    return std::move(made.executor);
+  }
+
+ private:
+  struct Made {
+    std::int64_t rows = 0;
+    std::unique_ptr<Executor> executor;
+    Clock::time_point start, end;
+  };
+  const sema::FeatureSet schema_;  // the thread's own copy
+  std::atomic<bool> cancel_{false};
+  std::future<Made> future_;
+};
 
 }  // namespace
 
@@ -115,18 +170,16 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   std::map<std::int64_t, std::unique_ptr<Executor>> executors;
   // When each compile that made a used executor ran: the summary reports their union, as
   // two of them may overlap.
-  using Clock = std::chrono::steady_clock;
   std::vector<std::pair<Clock::time_point, Clock::time_point>> compiles;
-  // The last batch's executor, compiled beside the full batch's (see below).
-  std::future<std::unique_ptr<Executor>> early;
-  std::int64_t early_rows = 0;
-  std::pair<Clock::time_point, Clock::time_point> early_span;
+  // The last batch's executor, compiled beside the full batch's (made below).
+  std::unique_ptr<EarlyCompile> early;
   auto executor_for = [&](std::int64_t rows) -> Executor& {
     auto& slot = executors[rows];
     if (slot) return *slot;
-    if (early.valid() && rows == early_rows) {
-      slot = early.get();
-      if (slot) compiles.push_back(early_span);
+    if (early && rows != batch_size) {
+      std::pair<Clock::time_point, Clock::time_point> span;
+      slot = early->take(rows, span);
+      if (slot) compiles.push_back(span);
     }
     if (!slot) {
       const Clock::time_point start = Clock::now();
@@ -158,25 +211,10 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   std::vector<std::size_t> kept;
   sema::FeatureSet schema = input_schema(*set, options.input, kept);
   // A source of more than one batch whose size the batch does not divide needs two JIT
-  // compiles, the full batch's at the first batch and the rest's at the end: start the
-  // second now, on its own thread, so the two run at once. A wrong count only costs an
+  // compiles, the full batch's at the first batch and the rest's at the end: the second
+  // starts now, on its own thread, so the two run at once. A wrong count only costs an
   // executor that is never used (one for the right size is then compiled at the end).
-  if (options.backend == Backend::kJit) {
-    const std::int64_t records = count_records(schema);
-    if (records > batch_size && records % batch_size != 0) {
-      early_rows = records % batch_size;
-      early = std::async(std::launch::async, [&graph, &early_span, early_rows]() -> std::unique_ptr<Executor> {
-        try {
-          early_span.first = Clock::now();
-          std::unique_ptr<Executor> made = make_executor(graph, early_rows, Backend::kJit);
-          early_span.second = Clock::now();
-          return made;
-        } catch (...) {
-          return nullptr;  // compiled again, and its error reported, where it is needed
-        }
-      });
-    }
-  }
+  if (options.backend == Backend::kJit) early = std::make_unique<EarlyCompile>(graph, schema, batch_size);
   std::int64_t written = 0;
   bool header_done = false;
   auto flush = [&](data::Batch& b, const std::vector<std::int64_t>& lines) {
