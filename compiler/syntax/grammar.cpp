@@ -77,7 +77,10 @@ struct NameTok {
 // Tokens
 
 // skipper = white space | "#" , { any character but newline } ;
-const auto skipper = x3::ascii::space | x3::lexeme['#' >> *(x3::char_ - x3::eol)];
+// A newline is '\n' (a CRLF file's '\r' stays in the comment, which the formatter and
+// scan_comments trim). x3::eol would also end a comment at a lone '\r', where nothing else
+// ends a line: the text after it would be code here and comment to the formatter.
+const auto skipper = x3::ascii::space | x3::lexeme['#' >> *(x3::char_ - '\n')];
 
 const auto ident_char = x3::ascii::alnum | x3::char_('_');
 
