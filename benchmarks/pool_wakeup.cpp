@@ -1,10 +1,11 @@
 // How long the runtime pool's worker takes to join a job after the pool has been idle: the
 // property of this VM behind its bimodal two-thread figures (docs/performance.md).
 //
-//   build/benchmarks/pool_wakeup [IDLE_MS [JOBS]]
+//   build/benchmarks/pool_wakeup [IDLE_MS [JOBS [STEPS]]]
 //
 // JOBS times (default 40): sleep IDLE_MS (default 50; the worker polls for 200 us, then
-// sleeps), then one job of two tasks of about 1.7 ms of FMAs each. If the worker starts its
+// sleeps), then one job of two tasks of STEPS FMA steps each (default 2^20, about 1.7 ms;
+// `pool_wakeup 0 20000 1024` times the hand-off of back-to-back jobs of ~1.7 us tasks). If the worker starts its
 // task in time the job takes one task's time; if it has not started when the caller has
 // finished its own, the caller runs the second task too (work stealing) and the job takes
 // two. Prints how many jobs ran in parallel and the median and maximum job times.
@@ -41,30 +42,30 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 int main(int argc, char** argv) {
   const int idle_ms = argc > 1 ? std::atoi(argv[1]) : 50;
   const int jobs = argc > 2 ? std::atoi(argv[2]) : 40;
-  if (idle_ms < 0 || jobs < 1) {
-    std::fprintf(stderr, "usage: pool_wakeup [IDLE_MS >= 0 [JOBS >= 1]]\n");
+  const long steps = argc > 3 ? std::atol(argv[3]) : 1L << 20;
+  if (idle_ms < 0 || jobs < 1 || steps < 1) {
+    std::fprintf(stderr, "usage: pool_wakeup [IDLE_MS >= 0 [JOBS >= 1 [STEPS >= 1]]]\n");
     return 2;
   }
-  constexpr long kSteps = 1 << 20;
   // One task alone, for the job time that means "in parallel".
   auto start = std::chrono::steady_clock::now();
-  fma_chains(kSteps);
+  fma_chains(steps);
   const double task_ms = seconds_since(start) * 1e3;
 
   kiln::runtime::ThreadPool pool(2);
   std::vector<double> ms;
   int parallel = 0;
   for (int j = 0; j < jobs; ++j) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(idle_ms));
+    if (idle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(idle_ms));
     start = std::chrono::steady_clock::now();
-    pool.for_each_index(2, [](std::int64_t) { fma_chains(kSteps); });
+    pool.for_each_index(2, [steps](std::int64_t) { fma_chains(steps); });
     ms.push_back(seconds_since(start) * 1e3);
     if (ms.back() < 1.5 * task_ms) ++parallel;
   }
   std::sort(ms.begin(), ms.end());
   std::printf(
-      "{\"idle_ms\": %d, \"jobs\": %d, \"task_ms\": %.2f, \"jobs_in_parallel\": %d, \"median_job_ms\": %.2f, "
-      "\"max_job_ms\": %.2f}\n",
+      "{\"idle_ms\": %d, \"jobs\": %d, \"task_ms\": %.4f, \"jobs_in_parallel\": %d, \"median_job_ms\": %.4f, "
+      "\"max_job_ms\": %.4f}\n",
       idle_ms, jobs, task_ms, parallel, ms[ms.size() / 2], ms.back());
   return 0;
 }

@@ -22,7 +22,8 @@ constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block, a multiple of 6 an
 // Below this many multiply-adds per task, waking another thread costs more than it saves.
 constexpr Index kMatmulGrain = Index{1} << 16;
 
-// Rows of C from its row r0, columns from n0 (ldc apart); the gate has C's shape.
+// A block of `rows` × `cols` of C (rows ldc apart) after its product: + bias, then act.
+// `gate` points at the same block of a tensor of C's shape (act == 2 only).
 void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act, const float* gate) {
   for (Index i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
