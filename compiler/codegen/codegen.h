@@ -73,6 +73,7 @@ struct CodegenReport {
   int epilogues = 0;  // ops folded into an epilogue (a matmul's bias and relu or a relu gradient, a relu gradient into
                       // a pool gradient)
   int loops = 0;      // generated elementwise loops
+  int chains = 0;     // of which run inside the matmul whose result they alone read (kiln_k_matmul_chained)
   int kernel_calls = 0;
   std::string kernels;  // the kernel bitcode linked in: "avx512", "avx2" or "portable"
   std::vector<Slot> slots;

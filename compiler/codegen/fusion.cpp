@@ -198,6 +198,36 @@ FusionPlan plan_fusion(ir::Program& p) {
       buffer.last = std::max<std::uint32_t>(buffer.last, static_cast<std::uint32_t>(root[i]));
     }
   }
+  // Chains: a 2-D matmul whose C (after its epilogue, if it has one) only one elementwise loop
+  // of C's shape reads moves to where that loop runs and hands it C block by block
+  // (kiln_k_matmul_chained), so C is never stored: the weight gradient goes straight into
+  // the optimizer's update. What the matmul reads must then live until the loop's place.
+  for (std::size_t m = 0; m < n; ++m) {
+    if (!plain_matmul(m)) continue;
+    const ir::Instruction& mm = p.instructions[m];
+    const auto e = plan.epilogues.find(m);
+    const ir::BufferId c = e != plan.epilogues.end() ? e->second.target : mm.result;
+    if (p.buffers[c].pinned() || is_result[c] || readers[c].empty()) continue;
+    std::optional<std::size_t> loop;
+    bool one_loop = true;
+    for (const std::size_t r : readers[c]) {
+      const bool elementwise = op_class(op_name(p.instructions[r])) == OpClass::kElementwise && !plan.absorbed[r];
+      one_loop = one_loop && elementwise && (!loop || *loop == root[r]);
+      loop = root[r];
+    }
+    if (!one_loop || plan.chained_matmul.contains(*loop)) continue;
+    if (p.buffers[p.instructions[*loop].result].dims != p.buffers[c].dims) continue;
+    plan.chain_root[m] = *loop;
+    plan.chained_matmul[*loop] = m;
+    dead.push_back(c);
+    std::vector<ir::BufferId> reads = mm.operands;
+    if (e != plan.epilogues.end()) {
+      if (e->second.bias) reads.push_back(*e->second.bias);
+      if (e->second.act == 3) reads.push_back(e->second.gate);
+    }
+    for (const ir::BufferId b : reads)
+      p.buffers[b].last = std::max<std::uint32_t>(p.buffers[b].last, static_cast<std::uint32_t>(*loop));
+  }
   // Plan the arena without the buffers that do not live in it: folded results nobody
   // materialises, values homed in assign slots, and every pinned buffer (inputs, variables,
   // outputs are reached through slots). Their sizes are restored afterwards: copies and

@@ -3,8 +3,9 @@
 // instruction of the same shape is computed inside that reader's loop ("inlined"); an
 // add of a row bias after a 2-D matmul, and a relu after that, become the matmul's
 // epilogue, and a relu gradient after a max-pool gradient (select(x > 0, g, 0) where x is
-// the pool's input) becomes the pool gradient's ("absorbed"). Planning extends the lifetimes of what a folded
-// instruction reads to where it now runs and re-plans the arena.
+// the pool's input) becomes the pool gradient's ("absorbed"); a matmul whose result only one
+// elementwise loop reads hands that loop its result block by block ("chained"). Planning extends the lifetimes of what
+// a folded instruction reads to where it now runs and re-plans the arena.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,11 @@ struct FusionPlan {
   // parameter or state value (homed in an assign slot), that loop stores it there as well:
   // Adam's new moments are made and stored in the loop that updates the weight.
   std::map<std::size_t, std::size_t> consumer;
+  // A matmul whose C (its epilogue's result, if it has one) is read by one elementwise loop
+  // of C's shape alone runs at that loop's place and calls the loop's code on each block of C
+  // as it is made (kiln_k_matmul_chained): C is not stored. Matmul -> the loop's root, and back.
+  std::map<std::size_t, std::size_t> chain_root;
+  std::map<std::size_t, std::size_t> chained_matmul;
   std::vector<bool> stores;   // per instruction: inlined, and its value stored by the consumer's loop
   std::vector<bool> outside;  // per buffer: not in the arena (folded away, or reached through a slot)
   int fused = 0;

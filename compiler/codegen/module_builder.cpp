@@ -455,7 +455,7 @@ struct ModuleBuilder::Impl {
     std::size_t scratch_bytes = 0;
     for (std::size_t i = 0; i < p.instructions.size(); ++i) {
       if (s.plan.inlined[i] || s.plan.absorbed[i]) continue;
-      scratch_bytes = std::max(scratch_bytes, scratch_for(s, p.instructions[i]));
+      scratch_bytes = std::max(scratch_bytes, scratch_for(s, i));
     }
     s.scratch_offset = align64(p.arena_bytes);
     report.scratch_bytes = scratch_bytes;
@@ -471,11 +471,15 @@ struct ModuleBuilder::Impl {
       b.CreateCall(mark, {f->getArg(2), i64c(-1)});
     }
     for (std::size_t i = 0; i < p.instructions.size(); ++i) {
-      if (s.plan.inlined[i] || s.plan.absorbed[i]) continue;
+      if (s.plan.inlined[i] || s.plan.absorbed[i] || s.plan.chain_root.contains(i)) continue;
       const ir::Instruction& inst = p.instructions[i];
       const OpClass cls = op_class(op_name(inst));
       if (cls == OpClass::kSource) continue;
-      if (cls == OpClass::kElementwise) {
+      if (const auto chained = s.plan.chained_matmul.find(i); chained != s.plan.chained_matmul.end()) {
+        emit_kernel(b, f, s, chained->second, report);  // the matmul, calling this loop's code
+        ++report.loops;
+        ++report.chains;
+      } else if (cls == OpClass::kElementwise) {
         emit_elementwise(b, f, s, i);
         ++report.loops;
       } else {
@@ -496,12 +500,14 @@ struct ModuleBuilder::Impl {
     return report;
   }
 
-  std::size_t scratch_for(const ProgramState& s, const ir::Instruction& inst) {
+  std::size_t scratch_for(const ProgramState& s, std::size_t i) {
+    const ir::Instruction& inst = s.p.instructions[i];
     const std::string_view op = op_name(inst);
     const int threads = options.threads;
     if (op == "matmul") {
       const MatmulShape m = matmul_shape(s.p, inst);
-      return kiln_k_matmul_scratch(m.m, m.n, m.k, threads);
+      return s.plan.chain_root.contains(i) ? kiln_k_matmul_chained_scratch(m.m, m.n, m.k, threads)
+                                           : kiln_k_matmul_scratch(m.m, m.n, m.k, threads);
     }
     if (op == "conv2d") {
       const auto g = conv_geometry(s.p, inst);
@@ -520,28 +526,159 @@ struct ModuleBuilder::Impl {
 
   // ---- elementwise loops --------------------------------------------------------------------
 
-  void emit_elementwise(llvm::IRBuilder<>& main, llvm::Function* entry, const ProgramState& s, std::size_t root) {
-    const ir::Program& p = s.p;
-    const ir::Buffer& out = p.buffers[p.instructions[root].result];
-    std::vector<std::int64_t> dims = out.dims.empty() ? std::vector<std::int64_t>{1} : out.dims;
-    const std::size_t rank = dims.size();
-
-    // Leaves: buffers read from memory (through inlined producers).
+  // What a loop reads from memory (its leaves, through inlined producers) and the inlined
+  // producers whose values it also stores (in their assign slots).
+  struct LoopOperands {
     std::vector<BufferId> leaves;
-    std::vector<std::size_t> stored;  // inlined producers whose values this loop also stores
+    std::vector<std::size_t> stored;
+  };
+  static LoopOperands loop_operands(const ProgramState& s, std::size_t root) {
+    const ir::Program& p = s.p;
+    LoopOperands o;
     std::function<void(std::size_t)> collect = [&](std::size_t i) {
       for (const BufferId b : p.instructions[i].operands) {
         const std::int32_t prod = s.plan.producer[b];
         if (prod >= 0 && s.plan.inlined[static_cast<std::size_t>(prod)]) {
           const auto at = static_cast<std::size_t>(prod);
-          if (s.plan.stores[at] && std::find(stored.begin(), stored.end(), at) == stored.end()) stored.push_back(at);
+          if (s.plan.stores[at] && std::find(o.stored.begin(), o.stored.end(), at) == o.stored.end())
+            o.stored.push_back(at);
           collect(at);
-        } else if (std::find(leaves.begin(), leaves.end(), b) == leaves.end()) {
-          leaves.push_back(b);
+        } else if (std::find(o.leaves.begin(), o.leaves.end(), b) == o.leaves.end()) {
+          o.leaves.push_back(b);
         }
       }
     };
     collect(root);
+    return o;
+  }
+
+  // Strides (in elements) of a buffer of dims `from` broadcast to `to` (0 along broadcast dims).
+  static std::vector<std::int64_t> broadcast_strides(const std::vector<std::int64_t>& from,
+                                                     const std::vector<std::int64_t>& to) {
+    const std::size_t rank = to.size();
+    std::vector<std::int64_t> st(rank, 0);
+    std::int64_t step = 1;
+    for (std::size_t k = 0; k < from.size() && k < rank; ++k) {
+      const std::size_t li = from.size() - 1 - k;
+      const std::size_t oi = rank - 1 - k;
+      st[oi] = from[li] == 1 && to[oi] != 1 ? 0 : step;
+      step *= from[li];
+    }
+    return st;
+  }
+
+  // One element of loop `root`: evaluates it through its inlined producers (leaf_value(l)
+  // loads leaf l) and stores the root's value at out_base[offset] and each stored producer's
+  // at stored_bases[k][offset] (they all have the root's dims).
+  void emit_element(llvm::IRBuilder<>& b, const ProgramState& s, std::size_t root, const LoopOperands& operands,
+                    const std::function<llvm::Value*(std::size_t)>& leaf_value, llvm::Value* training,
+                    llvm::Value* out_base, const std::vector<llvm::Value*>& stored_bases, llvm::Value* offset) {
+    const ir::Program& p = s.p;
+    std::map<std::size_t, llvm::Value*> loaded;  // leaf index -> value
+    std::map<std::size_t, llvm::Value*> memo;
+    std::function<llvm::Value*(std::size_t)> eval = [&](std::size_t i) -> llvm::Value* {
+      if (auto it = memo.find(i); it != memo.end()) return it->second;
+      const ir::Instruction& inst = p.instructions[i];
+      std::vector<llvm::Value*> args;
+      for (const BufferId o : inst.operands) {
+        const std::int32_t prod = s.plan.producer[o];
+        if (prod >= 0 && s.plan.inlined[static_cast<std::size_t>(prod)]) {
+          args.push_back(eval(static_cast<std::size_t>(prod)));
+          continue;
+        }
+        const auto l = static_cast<std::size_t>(std::find(operands.leaves.begin(), operands.leaves.end(), o) -
+                                                operands.leaves.begin());
+        auto it = loaded.find(l);
+        if (it == loaded.end()) it = loaded.emplace(l, leaf_value(l)).first;
+        args.push_back(it->second);
+      }
+      return memo[i] = scalar_op(b, p, inst, args, training);
+    };
+    llvm::Value* v = eval(root);
+    const DType out_dt = p.buffers[p.instructions[root].result].dtype;
+    b.CreateAlignedStore(v, b.CreateInBoundsGEP(elem_t(out_dt), out_base, offset), llvm::Align(ir::dtype_size(out_dt)));
+    for (std::size_t k = 0; k < operands.stored.size(); ++k) {
+      const DType dt = p.buffers[p.instructions[operands.stored[k]].result].dtype;
+      llvm::Value* to = b.CreateInBoundsGEP(elem_t(dt), stored_bases[k], offset);
+      b.CreateAlignedStore(memo.at(operands.stored[k]), to, llvm::Align(ir::dtype_size(dt)));
+    }
+  }
+
+  // The chain of a matmul whose C (buffer `c`) loop `root` alone reads:
+  // void chain(ctx = {arena, slots, state}, block, ld, r0, rows, c0, cols) runs the loop over
+  // C's rows [r0, r0 + rows) and columns [c0, c0 + cols), taking C from block[i*ld + j]
+  // (kiln_k_matmul_chained). The loop has C's dims [M, N]; every other leaf broadcasts to them.
+  llvm::Function* emit_chain(const ProgramState& s, std::size_t root, BufferId c) {
+    const ir::Program& p = s.p;
+    const std::vector<std::int64_t>& dims = p.buffers[c].dims;
+    const LoopOperands operands = loop_operands(s, root);
+    // The body, with (arena, slots, state) first as address() wants, under a wrapper that
+    // takes them from the context.
+    auto* body_ty = llvm::FunctionType::get(
+        void_t(), {ptr_t(), ptr_t(), ptr_t(), ptr_t(), i64_t(), i64_t(), i64_t(), i64_t(), i64_t()}, false);
+    llvm::Function* f = llvm::Function::Create(body_ty, llvm::Function::InternalLinkage,
+                                               fmt::format("{}.chain{}", s.entry, loop_counter++), *module);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    {
+      llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
+      llvm::Value* block = f->getArg(3);
+      llvm::Value* ld = f->getArg(4);
+      llvm::Value* r0 = f->getArg(5);
+      llvm::Value* c0 = f->getArg(7);
+      std::vector<llvm::Value*> bases;
+      std::vector<std::vector<std::int64_t>> strides;
+      for (const BufferId leaf : operands.leaves) {
+        bases.push_back(leaf == c ? nullptr : address(b, f, s, leaf));
+        strides.push_back(broadcast_strides(p.buffers[leaf].dims, dims));
+      }
+      llvm::Value* out_base = address(b, f, s, p.instructions[root].result);
+      std::vector<llvm::Value*> stored_bases;
+      for (const std::size_t x : operands.stored) stored_bases.push_back(address(b, f, s, p.instructions[x].result));
+      llvm::Value* training = uses_training(s, root) ? b.CreateICmpNE(state_field(b, f, 2), i64c(0)) : nullptr;
+      emit_loop(b, i64c(0), f->getArg(6), [&](llvm::Value* i) {
+        llvm::Value* row = b.CreateAdd(r0, i);
+        llvm::Value* block_row = b.CreateGEP(elem_t(DType::kF32), block, b.CreateMul(i, ld));
+        emit_loop(b, i64c(0), f->getArg(8), [&](llvm::Value* j) {
+          llvm::Value* col = b.CreateAdd(c0, j);
+          const auto offset = [&](const std::vector<std::int64_t>& st) {
+            llvm::Value* row_part = st[0] == 0 ? i64c(0) : b.CreateMul(row, i64c(st[0]));
+            return st[1] == 0 ? row_part : b.CreateAdd(row_part, st[1] == 1 ? col : b.CreateMul(col, i64c(st[1])));
+          };
+          const auto leaf_value = [&](std::size_t l) -> llvm::Value* {
+            if (operands.leaves[l] == c)
+              return b.CreateAlignedLoad(elem_t(DType::kF32), b.CreateInBoundsGEP(elem_t(DType::kF32), block_row, j),
+                                         llvm::Align(4));
+            const DType dt = p.buffers[operands.leaves[l]].dtype;
+            llvm::Value* at = b.CreateInBoundsGEP(elem_t(dt), bases[l], offset(strides[l]));
+            return b.CreateAlignedLoad(elem_t(dt), at, llvm::Align(ir::dtype_size(dt)));
+          };
+          emit_element(b, s, root, operands, leaf_value, training, out_base, stored_bases,
+                       offset(broadcast_strides(dims, dims)));
+        });
+      });
+      b.CreateRetVoid();
+    }
+    auto* chain_ty =
+        llvm::FunctionType::get(void_t(), {ptr_t(), ptr_t(), i64_t(), i64_t(), i64_t(), i64_t(), i64_t()}, false);
+    llvm::Function* chain =
+        llvm::Function::Create(chain_ty, llvm::Function::InternalLinkage, f->getName() + ".entry", *module);
+    chain->addFnAttr(llvm::Attribute::NoUnwind);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", chain));
+    const auto [arena, slots, state] = unpack_context(b, chain->getArg(0));
+    b.CreateCall(f, {arena, slots, state, chain->getArg(1), chain->getArg(2), chain->getArg(3), chain->getArg(4),
+                     chain->getArg(5), chain->getArg(6)});
+    b.CreateRetVoid();
+    return chain;
+  }
+
+  void emit_elementwise(llvm::IRBuilder<>& main, llvm::Function* entry, const ProgramState& s, std::size_t root) {
+    const ir::Program& p = s.p;
+    const ir::Buffer& out = p.buffers[p.instructions[root].result];
+    std::vector<std::int64_t> dims = out.dims.empty() ? std::vector<std::int64_t>{1} : out.dims;
+
+    const LoopOperands operands = loop_operands(s, root);
+    const std::vector<BufferId>& leaves = operands.leaves;
+    const std::vector<std::size_t>& stored = operands.stored;
     // What the loop costs, for the decision to split it over threads: bytes moved, and
     // whether some element computes more than a few arithmetic instructions.
     std::int64_t bytes = static_cast<std::int64_t>(out.bytes);
@@ -562,28 +699,8 @@ struct ModuleBuilder::Impl {
     weigh(root);
     // Strides (in elements) of each leaf and the output against the output dims.
     std::vector<std::vector<std::int64_t>> strides;
-    for (const BufferId leaf : leaves) {
-      const auto& ld = p.buffers[leaf].dims;
-      std::vector<std::int64_t> st(rank, 0);
-      std::int64_t step = 1;
-      for (std::size_t k = 0; k < ld.size(); ++k) {
-        const std::size_t li = ld.size() - 1 - k;
-        const std::size_t oi = rank - 1 - k;
-        if (k >= rank) break;
-        st[oi] = ld[li] == 1 && dims[oi] != 1 ? 0 : step;
-        step *= ld[li];
-      }
-      strides.push_back(st);
-    }
-    {
-      std::vector<std::int64_t> st(rank);
-      std::int64_t step = 1;
-      for (std::size_t k = rank; k-- > 0;) {
-        st[k] = step;
-        step *= dims[k];
-      }
-      strides.push_back(st);
-    }
+    for (const BufferId leaf : leaves) strides.push_back(broadcast_strides(p.buffers[leaf].dims, dims));
+    strides.push_back(broadcast_strides(dims, dims));
     // Merge adjacent dims where every stride pattern is contiguous across them.
     for (std::size_t d = dims.size() - 1; d-- > 0;) {
       bool ok = true;
@@ -629,39 +746,12 @@ struct ModuleBuilder::Impl {
           }
           return off;
         };
-        std::map<BufferId, llvm::Value*> loaded;
-        std::map<std::size_t, llvm::Value*> memo;
-        const auto leaf_value = [&](BufferId buffer) -> llvm::Value* {
-          if (auto it = loaded.find(buffer); it != loaded.end()) return it->second;
-          const std::size_t l =
-              static_cast<std::size_t>(std::find(leaves.begin(), leaves.end(), buffer) - leaves.begin());
-          const DType dt = p.buffers[buffer].dtype;
+        const auto leaf_value = [&](std::size_t l) -> llvm::Value* {
+          const DType dt = p.buffers[leaves[l]].dtype;
           llvm::Value* at = b.CreateInBoundsGEP(elem_t(dt), bases[l], offset(strides[l]));
-          llvm::Value* v = b.CreateAlignedLoad(elem_t(dt), at, llvm::Align(ir::dtype_size(dt)));
-          return loaded[buffer] = v;
+          return b.CreateAlignedLoad(elem_t(dt), at, llvm::Align(ir::dtype_size(dt)));
         };
-        std::function<llvm::Value*(std::size_t)> eval = [&](std::size_t i) -> llvm::Value* {
-          if (auto it = memo.find(i); it != memo.end()) return it->second;
-          const ir::Instruction& inst = p.instructions[i];
-          std::vector<llvm::Value*> args;
-          for (const BufferId o : inst.operands) {
-            const std::int32_t prod = s.plan.producer[o];
-            args.push_back(prod >= 0 && s.plan.inlined[static_cast<std::size_t>(prod)]
-                               ? eval(static_cast<std::size_t>(prod))
-                               : leaf_value(o));
-          }
-          llvm::Value* v = scalar_op(b, p, inst, args, training);
-          return memo[i] = v;
-        };
-        llvm::Value* v = eval(root);
-        llvm::Value* out_offset = offset(strides.back());
-        llvm::Value* at = b.CreateInBoundsGEP(elem_t(out.dtype), out_base, out_offset);
-        b.CreateAlignedStore(v, at, llvm::Align(ir::dtype_size(out.dtype)));
-        for (std::size_t k = 0; k < stored.size(); ++k) {  // same dims as the root: same offset
-          const DType dt = p.buffers[p.instructions[stored[k]].result].dtype;
-          llvm::Value* to = b.CreateInBoundsGEP(elem_t(dt), stored_bases[k], out_offset);
-          b.CreateAlignedStore(memo.at(stored[k]), to, llvm::Align(ir::dtype_size(dt)));
-        }
+        emit_element(b, s, root, operands, leaf_value, training, out_base, stored_bases, offset(strides.back()));
       });
     };
     nest(0);
@@ -698,10 +788,7 @@ struct ModuleBuilder::Impl {
         llvm::Function::Create(fty, llvm::Function::InternalLinkage, loop->getName() + ".task", *module);
     f->addFnAttr(llvm::Attribute::NoUnwind);
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", f));
-    llvm::Value* ctxp = f->getArg(0);
-    llvm::Value* arena = b.CreateLoad(ptr_t(), ctxp);
-    llvm::Value* slots = b.CreateLoad(ptr_t(), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 1));
-    llvm::Value* state = b.CreateLoad(ptr_t(), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 2));
+    const auto [arena, slots, state] = unpack_context(b, f->getArg(0));
     llvm::Value* index = f->getArg(1);
     llvm::Value* begin = b.CreateSDiv(b.CreateMul(index, i64c(n)), i64c(chunks));
     llvm::Value* end = b.CreateSDiv(b.CreateMul(b.CreateAdd(index, i64c(1)), i64c(n)), i64c(chunks));
@@ -711,13 +798,24 @@ struct ModuleBuilder::Impl {
   }
 
   void call_parallel(llvm::IRBuilder<>& b, llvm::Function* entry, llvm::Function* task, std::int64_t count) {
+    b.CreateCall(parallel_for(), {i64c(count), task, task_context(b, entry)});
+  }
+
+  // {arena, slots, state} from a context that task_context made.
+  std::array<llvm::Value*, 3> unpack_context(llvm::IRBuilder<>& b, llvm::Value* ctxp) {
+    return {b.CreateLoad(ptr_t(), ctxp), b.CreateLoad(ptr_t(), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 1)),
+            b.CreateLoad(ptr_t(), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 2))};
+  }
+
+  // The entry's {arena, slots, state}, as tasks and chains receive them.
+  llvm::Value* task_context(llvm::IRBuilder<>& b, llvm::Function* entry) {
     llvm::IRBuilder<> top(&entry->getEntryBlock(), entry->getEntryBlock().begin());
     auto* ctx_ty = llvm::ArrayType::get(ptr_t(), 3);
     llvm::Value* ctxp = top.CreateAlloca(ctx_ty, nullptr, "task.ctx");
     b.CreateStore(entry->getArg(0), ctxp);
     b.CreateStore(entry->getArg(1), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 1));
     b.CreateStore(entry->getArg(2), b.CreateConstInBoundsGEP1_64(ptr_t(), ctxp, 2));
-    b.CreateCall(parallel_for(), {i64c(count), task, ctxp});
+    return ctxp;
   }
 
   llvm::FunctionCallee parallel_for() {
@@ -954,13 +1052,22 @@ struct ModuleBuilder::Impl {
       llvm::Value* gate = bias;
       llvm::Value* c = out();
       int act = 0;
+      BufferId target = inst.result;
       if (auto it = s.plan.epilogues.find(i); it != s.plan.epilogues.end()) {
         const Epilogue& e = it->second;
         if (e.bias) bias = address(b, f, s, *e.bias);
-        c = address(b, f, s, e.target);
+        target = e.target;
         act = e.act == 3 ? 2 : e.act;  // the kernel's code for a relu gradient is 2
         if (e.act == 3) gate = address(b, f, s, e.gate);
       }
+      if (auto it = s.plan.chain_root.find(i); it != s.plan.chain_root.end()) {
+        llvm::Function* chain = emit_chain(s, it->second, target);
+        return call("kiln_k_matmul_chained",
+                    {i64c(m.batch), i64c(m.m), i64c(m.n), i64c(m.k), i1c(m.ta), i1c(m.tb), in(0), i64c(m.a_stride),
+                     in(1), i64c(m.b_stride), llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(ctx)), bias,
+                     i32c(act), gate, chain, task_context(b, f), scratch(b, f, s), i32c(threads)});
+      }
+      c = address(b, f, s, target);
       return call("kiln_k_matmul",
                   {i64c(m.batch), i64c(m.m), i64c(m.n), i64c(m.k), i1c(m.ta), i1c(m.tb), in(0), i64c(m.a_stride), in(1),
                    i64c(m.b_stride), c, bias, i32c(act), gate, scratch(b, f, s), i32c(threads)});

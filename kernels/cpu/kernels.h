@@ -37,6 +37,20 @@ std::size_t kiln_k_matmul_scratch(std::int64_t m, std::int64_t n, std::int64_t k
 void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
                    const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
                    const float* bias, int act, const float* gate, void* scratch, int threads);
+// The same product with C not stored: each finished block of C (bias and act applied) goes
+// to chain(chain_ctx, block, ld, r0, rows, c0, cols), where block[i*ld + j] is C[r0 + i][c0 +
+// j] with rows counted through the batch (product i's row r is row i*m + r). Every element
+// reaches the chain exactly once; blocks (at most 432 × 256, or 144 rows of up to 1024
+// columns; all of C when m <= 4) are handed out on the pool's threads, so the chain must be
+// safe to run on disjoint blocks at once. `c` is not used. Scratch:
+// kiln_k_matmul_chained_scratch.
+typedef void (*kiln_matmul_chain_fn)(void* ctx, const float* block, std::int64_t ld, std::int64_t r0, std::int64_t rows,
+                                     std::int64_t c0, std::int64_t cols);
+std::size_t kiln_k_matmul_chained_scratch(std::int64_t m, std::int64_t n, std::int64_t k, int threads);
+void kiln_k_matmul_chained(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a,
+                           bool trans_b, const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride,
+                           float* c, const float* bias, int act, const float* gate, kiln_matmul_chain_fn chain,
+                           void* chain_ctx, void* scratch, int threads);
 
 // ---- Convolution (NHWC input, [KH, KW, C, F] filter, NHWC output) ---------------------------
 // Geometry as kiln::kernels::ref::Conv2dGeometry (pads already resolved).

@@ -1,5 +1,6 @@
 // kiln_k_matmul: batched products over kiln_sgemm_slice, with the bias, relu and relu-gradient
-// epilogue.
+// epilogue; kiln_k_matmul_chained hands each finished block of C to a generated function
+// (an elementwise loop fused into the product) instead of storing C.
 //
 // Work units: each of the `batch` products is cut into `parts` blocks of C (rows or
 // columns, whichever has more micro-tiles, on micro-tile boundaries, as gemm.cpp itself
@@ -7,7 +8,10 @@
 // workspace of kiln_sgemm_workspace_size(m, n, k) bytes (a sub-block never needs more), so
 // scratch is threads times that. A unit calls kiln_sgemm_slice on its block alone (thread
 // 0 of 1) and, with an epilogue, in row chunks of at most kEpilogueRows so that the bias
-// and relu pass reads C while it is still in cache.
+// and relu pass reads C while it is still in cache. Chained, a unit computes blocks of at
+// most kChainRows × kChainCols into its own block buffer (after its workspace in the
+// scratch) and calls the chain on each: C itself is never stored.
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/common.h"
@@ -19,12 +23,26 @@ namespace {
 
 constexpr Index kNr = 16;             // gemm.cpp's micro-tile columns (its rows: kiln_sgemm_tile_rows)
 constexpr Index kEpilogueRows = 144;  // gemm.cpp's MC block, a multiple of 6 and 8
+// A chained block: 144 rows (gemm.cpp's MC block) of up to 1024 columns, or 432 rows (three
+// MC blocks: kiln_sgemm_slice packs each sliver of B once for all three) of up to 256; at
+// most 576 KB, so it is still in L2 when the chain reads it. Whole rows of up to 1024
+// columns keep the chain's other operands streaming: the CNN dense layer's Adam update,
+// 1024 columns, took 0.5 ms longer as blocks of 256 columns, each row 4 KB from the next
+// (docs/performance.md).
+constexpr Index kChainRows = 3 * kEpilogueRows;
+constexpr Index kChainCols = 1024;
+// A block's rows for a unit `cols` wide: contiguous rows of up to 1024 columns (an optimizer
+// step's reads and writes stream), or three MC blocks of narrower ones.
+Index chain_rows(Index cols) {
+  return cols > 256 ? kEpilogueRows : kChainRows;
+}
 // Below this many multiply-adds per task, waking another thread costs more than it saves.
 constexpr Index kMatmulGrain = Index{1} << 16;
 
 // A block of `rows` × `cols` of C (rows ldc apart) after its product: + bias, then act.
-// `gate` points at the same block of a tensor of C's shape (act == 2 only).
-void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act, const float* gate) {
+// `gate` points at the same block of a tensor of C's shape, rows gate_ld apart (act == 2 only).
+void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act, const float* gate,
+              Index gate_ld) {
   for (Index i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
     if (bias != nullptr)
@@ -32,7 +50,7 @@ void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, in
     if (act == 1)
       for (Index j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
     if (act == 2) {
-      const float* g = gate + i * ldc;
+      const float* g = gate + i * gate_ld;
       for (Index j = 0; j < cols; ++j) row[j] = g[j] > 0.0f ? row[j] : 0.0f;
     }
   }
@@ -48,17 +66,38 @@ struct MatmulPlan {
   float* c;
   const float* bias;
   int act;
-  const float* gate;  // act == 2: C's shape, every product's
+  const float* gate;           // act == 2: C's shape, every product's
+  kiln_matmul_chain_fn chain;  // or null: C is stored
+  void* chain_ctx;
   char* workspace;
   std::size_t workspace_stride;
+  char* blocks;  // chained: each task's block buffer, block_stride bytes apart
+  std::size_t block_stride;
   Index parts;      // blocks per product
   bool split_cols;  // blocks are column ranges (else row ranges)
   Index units;      // batch * parts
   Index tasks;
 };
 
+// The block of C rows [r0, r0 + rows) × columns [n0, n0 + cols) of product `item`, into `out`
+// (rows ld apart) with the epilogue applied.
+void product_block(const MatmulPlan& p, Index item, Index r0, Index rows, Index n0, Index cols, float* out, Index ld,
+                   void* workspace) {
+  const float* a = p.a + item * p.a_stride;
+  const float* b = p.b + item * p.b_stride;
+  const Index lda = p.trans_a ? p.m : p.k;
+  const Index ldb = p.trans_b ? p.k : p.n;
+  const float* a_block = p.trans_a ? a + r0 : a + r0 * lda;
+  const float* b_block = p.trans_b ? b + n0 * ldb : b + n0;
+  kiln_sgemm_slice(p.trans_a, p.trans_b, rows, cols, p.k, 1.0f, a_block, lda, b_block, ldb, 0.0f, out, ld, workspace, 0,
+                   1);
+  if (p.bias != nullptr || p.act != 0)
+    epilogue(out, ld, rows, cols, p.bias != nullptr ? p.bias + n0 : nullptr, p.act,
+             p.act == 2 ? p.gate + item * p.m * p.n + r0 * p.n + n0 : nullptr, p.n);
+}
+
 // Block `part` of product `item`: C rows [m0, m1) × columns [n0, n1).
-void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
+void run_unit(const MatmulPlan& p, Index unit, void* workspace, float* block) {
   const Index item = unit / p.parts, part = unit % p.parts;
   Index m0 = 0, m1 = p.m, n0 = 0, n1 = p.n;
   if (p.split_cols) {
@@ -70,24 +109,23 @@ void run_unit(const MatmulPlan& p, Index unit, void* workspace) {
     m0 = min_index(p.m, r.begin * mr), m1 = min_index(p.m, r.end * mr);
   }
   if (m0 >= m1 || n0 >= n1) return;
-  const float* a = p.a + item * p.a_stride;
-  const float* b = p.b + item * p.b_stride;
+  if (p.chain != nullptr) {
+    const Index step = chain_rows(min_index(kChainCols, n1 - n0));
+    for (Index r0 = m0; r0 < m1; r0 += step) {
+      const Index rows = min_index(step, m1 - r0);
+      for (Index c0 = n0; c0 < n1; c0 += kChainCols) {
+        const Index cols = min_index(kChainCols, n1 - c0);
+        product_block(p, item, r0, rows, c0, cols, block, cols, workspace);
+        p.chain(p.chain_ctx, block, cols, item * p.m + r0, rows, c0, cols);
+      }
+    }
+    return;
+  }
   float* c = p.c + item * p.m * p.n;
-  const float* gate = p.act == 2 ? p.gate + item * p.m * p.n : nullptr;
-  const Index lda = p.trans_a ? p.m : p.k;
-  const Index ldb = p.trans_b ? p.k : p.n;
-  const bool has_epilogue = p.bias != nullptr || p.act != 0;
-  const Index chunk = has_epilogue ? kEpilogueRows : m1 - m0;
-  const float* b_block = p.trans_b ? b + n0 * ldb : b + n0;
+  const Index chunk = p.bias != nullptr || p.act != 0 ? kEpilogueRows : m1 - m0;
   for (Index r0 = m0; r0 < m1; r0 += chunk) {
     const Index rows = min_index(chunk, m1 - r0);
-    const float* a_block = p.trans_a ? a + r0 : a + r0 * lda;
-    float* c_block = c + r0 * p.n + n0;
-    kiln_sgemm_slice(p.trans_a, p.trans_b, rows, n1 - n0, p.k, 1.0f, a_block, lda, b_block, ldb, 0.0f, c_block, p.n,
-                     workspace, 0, 1);
-    if (has_epilogue)
-      epilogue(c_block, p.n, rows, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act,
-               gate != nullptr ? gate + r0 * p.n + n0 : nullptr);
+    product_block(p, item, r0, rows, n0, n1 - n0, c + r0 * p.n + n0, p.n, workspace);
   }
 }
 
@@ -182,7 +220,7 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, co
   }
   float* out = row + n0;
   epilogue(out, p.n, 1, n1 - n0, p.bias != nullptr ? p.bias + n0 : nullptr, p.act,
-           gate != nullptr ? gate + i * p.n + n0 : nullptr);
+           gate != nullptr ? gate + i * p.n + n0 : nullptr, p.n);
 }
 
 struct SmallPlan {
@@ -224,7 +262,24 @@ void small_rows(const MatmulPlan& p, const float* a, const float* b, float* c, c
 void run_task(void* ctx, Index task) {
   const MatmulPlan& p = *static_cast<const MatmulPlan*>(ctx);
   void* workspace = p.workspace + static_cast<std::size_t>(task) * p.workspace_stride;
-  for (Index unit = task; unit < p.units; unit += p.tasks) run_unit(p, unit, workspace);
+  float* block = p.chain != nullptr
+                     ? reinterpret_cast<float*>(p.blocks + static_cast<std::size_t>(task) * p.block_stride)
+                     : nullptr;
+  for (Index unit = task; unit < p.units; unit += p.tasks) run_unit(p, unit, workspace, block);
+}
+
+// Bytes of one task's workspace, and of its chained block buffer.
+std::size_t workspace_bytes(Index m, Index n, Index k) {
+  return aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
+}
+std::size_t block_bytes(Index m, Index n) {  // either shape of block, whatever a unit's columns
+  return float_bytes(
+      std::max(min_index(m, kChainRows) * min_index(n, 256), min_index(m, kEpilogueRows) * min_index(n, kChainCols)));
+}
+// What the chained paths need after the workspaces: a block per task, or for a few rows
+// (computed whole, then chained at once) all of C.
+std::size_t chain_bytes(Index m, Index n, int threads) {
+  return m <= kSmallRows ? float_bytes(m * n) : block_bytes(m, n) * static_cast<std::size_t>(threads);
 }
 
 }  // namespace
@@ -235,34 +290,63 @@ extern "C" {
 std::size_t kiln_k_matmul_scratch(std::int64_t m, std::int64_t n, std::int64_t k, int threads) {
   using namespace kiln::cpu;
   if (threads < 1) threads = 1;
-  return aligned_bytes(kiln_sgemm_workspace_size(m, n, k)) * static_cast<std::size_t>(threads) + kScratchAlign;
+  return workspace_bytes(m, n, k) * static_cast<std::size_t>(threads) + kScratchAlign;
 }
 
-void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
-                   const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
-                   const float* bias, int act, const float* gate, void* scratch, int threads) {
+std::size_t kiln_k_matmul_chained_scratch(std::int64_t m, std::int64_t n, std::int64_t k, int threads) {
+  using namespace kiln::cpu;
+  if (threads < 1) threads = 1;
+  return kiln_k_matmul_scratch(m, n, k, threads) + chain_bytes(m, n, threads);
+}
+
+void kiln_k_matmul_chained(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a,
+                           bool trans_b, const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride,
+                           float* c, const float* bias, int act, const float* gate, kiln_matmul_chain_fn chain,
+                           void* chain_ctx, void* scratch, int threads) {
   using namespace kiln::cpu;
   if (batch <= 0 || m <= 0 || n <= 0) return;
+  if (threads < 1) threads = 1;
   if (act == 2 && gate == nullptr) act = 0;  // nothing to gate by
-  const auto gate_of = [&](Index item) { return act == 2 ? gate + item * m * n : nullptr; };
-  if (k <= 0) {  // empty sums: C is the epilogue of zeros
-    for (Index item = 0; item < batch; ++item) {
-      float* ci = c + item * m * n;
-      std::memset(ci, 0, static_cast<std::size_t>(m * n) * sizeof(float));
-      epilogue(ci, n, m, n, bias, act, gate_of(item));
-    }
-    return;
-  }
   MatmulPlan p{};
   p.m = m, p.n = n, p.k = k, p.trans_a = trans_a, p.trans_b = trans_b;
   p.a = a, p.a_stride = a_stride, p.b = b, p.b_stride = b_stride, p.c = c, p.bias = bias, p.act = act;
   p.gate = gate;
+  p.chain = chain, p.chain_ctx = chain_ctx;
   p.workspace = align_scratch(scratch);
-  p.workspace_stride = aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
+  p.workspace_stride = workspace_bytes(m, n, k);
+  p.blocks = p.workspace + p.workspace_stride * static_cast<std::size_t>(threads);
+  p.block_stride = block_bytes(m, n);
+  const auto gate_of = [&](Index item) { return act == 2 ? gate + item * m * n : nullptr; };
+  if (k <= 0) {  // empty sums: C is the epilogue of zeros
+    for (Index item = 0; item < batch; ++item) {
+      if (chain == nullptr) {
+        float* ci = c + item * m * n;
+        std::memset(ci, 0, static_cast<std::size_t>(m * n) * sizeof(float));
+        epilogue(ci, n, m, n, bias, act, gate_of(item), n);
+        continue;
+      }
+      float* block = reinterpret_cast<float*>(p.blocks);
+      const Index step = chain_rows(min_index(kChainCols, n));
+      for (Index r0 = 0; r0 < m; r0 += step) {
+        const Index rows = min_index(step, m - r0);
+        for (Index c0 = 0; c0 < n; c0 += kChainCols) {
+          const Index cols = min_index(kChainCols, n - c0);
+          std::memset(block, 0, static_cast<std::size_t>(rows * cols) * sizeof(float));
+          epilogue(block, cols, rows, cols, bias != nullptr ? bias + c0 : nullptr, act,
+                   act == 2 ? gate_of(item) + r0 * n + c0 : nullptr, n);
+          chain(chain_ctx, block, cols, item * m + r0, rows, c0, cols);
+        }
+      }
+    }
+    return;
+  }
 
   if (m <= kSmallRows) {
-    for (Index item = 0; item < batch; ++item)
-      small_rows(p, a + item * a_stride, b + item * b_stride, c + item * m * n, gate_of(item), threads);
+    for (Index item = 0; item < batch; ++item) {
+      float* out = chain != nullptr ? reinterpret_cast<float*>(p.blocks) : c + item * m * n;
+      small_rows(p, a + item * a_stride, b + item * b_stride, out, gate_of(item), threads);
+      if (chain != nullptr) chain(chain_ctx, out, n, item * m, m, 0, n);
+    }
     return;
   }
   const int tasks = useful_tasks(batch * m * n * k, kMatmulGrain, threads);
@@ -278,6 +362,13 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
     return;
   }
   kiln_parallel_for(p.tasks, run_task, &p);
+}
+
+void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b,
+                   const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, float* c,
+                   const float* bias, int act, const float* gate, void* scratch, int threads) {
+  kiln_k_matmul_chained(batch, m, n, k, trans_a, trans_b, a, a_stride, b, b_stride, c, bias, act, gate, nullptr,
+                        nullptr, scratch, threads);
 }
 
 }  // extern "C"

@@ -13,6 +13,7 @@
 // pooling values: exact. Elementwise double-computed kernels (optimizers, sigmoid loss,
 // normal draws): relative 1e-6 (one float rounding).
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
@@ -132,12 +133,35 @@ struct MatmulCase {
   int act;
   bool broadcast_a, broadcast_b;  // stride 0
   int threads;
+  bool chained = false;  // kiln_k_matmul_chained, C collected by the chain
 };
+
+// What kiln_k_matmul_chained's chain sees: it copies each block into C (rows through the
+// batch) and counts how often every element arrives and how large blocks are.
+struct ChainLog {
+  float* c;
+  Index n;
+  std::atomic<int>* seen;
+  bool whole = false;  // at most 4 rows: all of C is one block
+  std::atomic<Index> oversized{0}, bad_ld{0};
+};
+
+void chain_into(void* ctx, const float* block, Index ld, Index r0, Index rows, Index c0, Index cols) {
+  ChainLog& log = *static_cast<ChainLog*>(ctx);
+  if (ld < cols) ++log.bad_ld;
+  // matmul.cpp's blocks, which stay in L2: 432 × 256, or 144 rows of up to 1024 columns.
+  if (!log.whole && (cols > 1024 || rows > (cols > 256 ? 144 : 432))) ++log.oversized;
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < cols; ++j) {
+      log.c[(r0 + i) * log.n + c0 + j] = block[i * ld + j];
+      ++log.seen[(r0 + i) * log.n + c0 + j];
+    }
+}
 
 void check_matmul(const MatmulCase& t) {
   INFO("batch=" << t.batch << " m=" << t.m << " n=" << t.n << " k=" << t.k << " ta=" << t.ta << " tb=" << t.tb
                 << " bias=" << t.bias << " act=" << t.act << " a_stride0=" << t.broadcast_a
-                << " b_stride0=" << t.broadcast_b << " threads=" << t.threads);
+                << " b_stride0=" << t.broadcast_b << " threads=" << t.threads << " chained=" << t.chained);
   std::mt19937 rng(static_cast<std::uint32_t>(t.m * 7919 + t.n * 131 + t.k * 17 + t.batch));
   const Index a_items = t.broadcast_a ? 1 : t.batch, b_items = t.broadcast_b ? 1 : t.batch;
   const Floats a = random_floats(static_cast<std::size_t>(a_items * t.m * t.k), rng);
@@ -148,11 +172,26 @@ void check_matmul(const MatmulCase& t) {
   for (std::size_t e = 0; e < gate.size(); e += 7)
     gate[e] = e % 3 == 0 ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   Floats c(static_cast<std::size_t>(t.batch * t.m * t.n), std::numeric_limits<float>::quiet_NaN());
-  Scratch scratch(kiln_k_matmul_scratch(t.m, t.n, t.k, t.threads));
-  kiln_k_matmul(t.batch, t.m, t.n, t.k, t.ta, t.tb, a.data(), t.broadcast_a ? 0 : t.m * t.k, b.data(),
-                t.broadcast_b ? 0 : t.k * t.n, c.data(), t.bias ? bias.data() : nullptr, t.act,
-                t.act == 2 ? gate.data() : nullptr, scratch.get(), t.threads);
-  CHECK(scratch.guard_intact());
+  if (!t.chained) {
+    Scratch scratch(kiln_k_matmul_scratch(t.m, t.n, t.k, t.threads));
+    kiln_k_matmul(t.batch, t.m, t.n, t.k, t.ta, t.tb, a.data(), t.broadcast_a ? 0 : t.m * t.k, b.data(),
+                  t.broadcast_b ? 0 : t.k * t.n, c.data(), t.bias ? bias.data() : nullptr, t.act,
+                  t.act == 2 ? gate.data() : nullptr, scratch.get(), t.threads);
+    CHECK(scratch.guard_intact());
+  } else {
+    const auto seen = std::make_unique<std::atomic<int>[]>(c.size());
+    ChainLog log{c.data(), t.n, seen.get(), t.m <= 4};
+    Scratch scratch(kiln_k_matmul_chained_scratch(t.m, t.n, t.k, t.threads));
+    kiln_k_matmul_chained(t.batch, t.m, t.n, t.k, t.ta, t.tb, a.data(), t.broadcast_a ? 0 : t.m * t.k, b.data(),
+                          t.broadcast_b ? 0 : t.k * t.n, nullptr, t.bias ? bias.data() : nullptr, t.act,
+                          t.act == 2 ? gate.data() : nullptr, chain_into, &log, scratch.get(), t.threads);
+    CHECK(scratch.guard_intact());
+    Index not_once = 0;
+    for (std::size_t e = 0; e < c.size(); ++e) not_once += seen[e].load() == 1 ? 0 : 1;
+    CHECK(not_once == 0);  // every element reaches the chain exactly once
+    CHECK(log.bad_ld.load() == 0);
+    CHECK(log.oversized.load() == 0);
+  }
 
   Floats want(c.size()), magnitude(c.size());
   const Floats abs_a = abs_of(a), abs_b = abs_of(b);
@@ -331,11 +370,23 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
         check_matmul({1, s.m, s.n, s.k, ta, tb, s.m % 2 == 1, int(s.n % 3), false, false, 1});
       for (const Shape& s : large)
         for (int threads : {1, 2, 3}) {
-          check_matmul({1, s.m, s.n, s.k, ta, tb, false, 0, false, false, threads});
-          check_matmul({1, s.m, s.n, s.k, ta, tb, true, 1, false, false, threads});
-          check_matmul({1, s.m, s.n, s.k, ta, tb, false, 2, false, false, threads});
+          for (bool chained : {false, true}) {
+            check_matmul({1, s.m, s.n, s.k, ta, tb, false, 0, false, false, threads, chained});
+            check_matmul({1, s.m, s.n, s.k, ta, tb, true, 1, false, false, threads, chained});
+            check_matmul({1, s.m, s.n, s.k, ta, tb, false, 2, false, false, threads, chained});
+          }
         }
     }
+  // Chained blocks: more rows and columns than one block holds (432 × 256, 144 × 1024), on
+  // every path.
+  for (int threads : {1, 2, 3})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        check_matmul({1, 901, 600, 40, ta, tb, true, 1, false, false, threads, true});
+        check_matmul({1, 3, 700, 20, ta, tb, false, 2, false, false, threads, true});
+        check_matmul({1, 150, 2100, 64, ta, tb, false, 0, false, false, threads, true});
+        check_matmul({1, 901, 200, 30, ta, tb, true, 0, false, false, threads, true});
+      }
   // The streaming path's last columns: every width below 16 (blocks of 8, 4, 2 and 1 in one
   // pass), alone and after 64- and 16-wide blocks.
   for (Index width = 1; width < 16; ++width)
@@ -353,6 +404,8 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
         check_matmul({7, 3, 5, 7, ta, tb, true, 1, true, true, threads});
         check_matmul({3, 45, 37, 29, ta, tb, false, 2, false, false, threads});  // each product its gate
         check_matmul({4, 2, 70, 20, ta, tb, false, 2, true, false, threads});
+        check_matmul({3, 45, 37, 29, ta, tb, true, 1, false, false, threads, true});  // rows through the batch
+        check_matmul({4, 2, 70, 20, ta, tb, false, 2, true, false, threads, true});
       }
   // k = 0: C is the epilogue of zeros.
   Floats c(6, 1.0f);
@@ -364,6 +417,23 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   kiln_k_matmul(1, 2, 3, 0, false, false, nullptr, 0, nullptr, 0, c.data(), bias.data(), 2, gate.data(), scratch.get(),
                 2);
   CHECK(c == Floats{-1, 0, 0, -1, 0, -3});
+  // k = 0 chained, with blocks of both sizes: zeros through the epilogue, every element once.
+  for (const Index m : {Index{2}, Index{450}}) {
+    const Index n = 300;
+    Floats got(static_cast<std::size_t>(m * n), 7.0f);
+    const auto seen = std::make_unique<std::atomic<int>[]>(got.size());
+    ChainLog log{got.data(), n, seen.get(), m <= 4};
+    Floats row_bias(static_cast<std::size_t>(n));
+    for (Index j = 0; j < n; ++j) row_bias[static_cast<std::size_t>(j)] = static_cast<float>(j % 5) - 2.0f;
+    Scratch chained(kiln_k_matmul_chained_scratch(m, n, 0, 2));
+    kiln_k_matmul_chained(1, m, n, 0, false, false, nullptr, 0, nullptr, 0, nullptr, row_bias.data(), 1, nullptr,
+                          chain_into, &log, chained.get(), 2);
+    CHECK(chained.guard_intact());
+    Index wrong = 0;
+    for (std::size_t e = 0; e < got.size(); ++e)
+      wrong += seen[e].load() == 1 && got[e] == std::max(0.0f, row_bias[e % static_cast<std::size_t>(n)]) ? 0 : 1;
+    CHECK(wrong == 0);
+  }
 }
 
 TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]") {

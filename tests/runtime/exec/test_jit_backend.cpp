@@ -1146,6 +1146,63 @@ TEST_CASE("a relu's gradient after a matmul is folded into the matmul", "[jit]")
     CHECK((ir::core_ops().get(program.instructions[i].op).name != "select" || plan.absorbed[i]));
 }
 
+TEST_CASE("a matmul whose result one elementwise loop alone reads hands it C block by block", "[jit]") {
+  // Each loop below is the only reader of its matmul's C, so the matmul runs at the loop's
+  // place and calls the loop's code on every block of C (kiln_k_matmul_chained) instead of
+  // storing it. The loops broadcast a scalar, a row, a column and a full matrix, follow a
+  // bias (and relu) epilogue, read C twice, and cover the few-rows path (batch 3), blocks
+  // that start past column 0 (150 × 1100: split by columns, and wider than a block), several
+  // blocks of rows (1000 × 300) and both transposes. A C that is also an output
+  // is stored as before.
+  Case c("chains", 21);
+  const ValueId x = c.input({B, 33});
+  const ValueId row = c.input({17});
+  const auto product = [&] { return c.op("matmul", {x, c.input({33, 17})}); };
+  c.out(c.op("tanh", {c.op("add", {c.op("mul", {product(), c.input({})}), row})}), tolerant(33), true);
+  c.out(c.op("sub", {c.op("mul", {product(), c.input({B, 1})}), c.input({B, 17})}), tolerant(33), true);
+  const ValueId h = c.op("relu", {c.op("add", {product(), row})});
+  c.out(c.op("add", {c.op("mul", {h, h}), h}), tolerant(33), true);
+  const ValueId wide = c.op("matmul", {c.input({150, 40}), c.input({1100, 40})}, make_attrs({{"transpose_b", true}}));
+  c.out(c.op("sigmoid", {c.op("add", {wide, c.input({1, 1100})})}), tolerant(40), true);
+  const ValueId tall = c.op("matmul", {c.input({40, 1000}), c.input({40, 300})}, make_attrs({{"transpose_a", true}}));
+  c.out(c.op("maximum", {tall, c.input({1000, 1})}), tolerant(40), true);
+  const ValueId stored = product();
+  c.out(stored, tolerant(33));
+  c.out(c.op("neg", {stored}), tolerant(33));
+  {
+    ir::Program program = ir::lower_to_program(c.graph(), 3);
+    const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+    CHECK(plan.chain_root.size() == 5);
+    for (const auto& [m, root] : plan.chain_root) {
+      CHECK(root > m);
+      CHECK(plan.chained_matmul.at(root) == m);
+      // What the matmul reads lives until it runs, at the loop's place.
+      for (const ir::BufferId operand : program.instructions[m].operands)
+        CHECK((program.buffers[operand].pinned() || program.buffers[operand].last >= root));
+    }
+  }
+  c.with_gradients(40);
+  c.run(3);
+}
+
+TEST_CASE("each weight gradient goes straight into the optimizer's update", "[jit]") {
+  // fashion_mlp's three weight gradients (Xᵀ·dY) are each read only by the Adam update of
+  // their weight (both moments and the weight, one loop): each matmul is chained to that
+  // loop, so no weight gradient is stored (agreement with the reference: the example-model
+  // tests above).
+  autodiff::TrainingStep step = example_training_step("fashion_mlp.kiln");
+  ir::Program program = ir::lower_to_program(step.graph, 8);
+  const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+  std::set<std::string> updated;
+  for (const auto& [m, root] : plan.chain_root) {
+    CHECK(plan.outside[program.instructions[m].result]);
+    const auto home = plan.assign_home.find(program.instructions[root].result);
+    REQUIRE(home != plan.assign_home.end());
+    updated.insert(program.instructions[home->second].variable);
+  }
+  CHECK(updated == std::set<std::string>{"h1.w", "h2.w", "logits.w"});
+}
+
 TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-identical results", "[jit]") {
   // Threads split work so that each result element has one owner and a fixed summation
   // order (per-thread partial sums, as in conv2d_grad_filter, are added in task order), so
