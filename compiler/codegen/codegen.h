@@ -61,6 +61,11 @@ struct CodegenOptions {
   // with -1 at the entry), a host function that timestamps them: time per op for profiling.
   // JIT only.
   bool profile = false;
+  // A matmul is chained to the elementwise loop that alone reads its result (fusion.h) only
+  // when that result is at least this large: below it C stays in cache between the two and
+  // chaining measured no better (fashion_mlp's 0.8 MB weight gradient: its Adam update took
+  // 20 us longer chained; fashion_cnn's 12.8 MB one 0.6 ms shorter, docs/performance.md).
+  std::size_t chain_min_bytes = std::size_t{4} << 20;
 };
 
 // What code generation did with one Program (for `kiln build` and compile-time reports).

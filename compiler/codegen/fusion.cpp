@@ -26,7 +26,7 @@ std::string_view op_name(const ir::Instruction& inst) {
 
 }  // namespace
 
-FusionPlan plan_fusion(ir::Program& p) {
+FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
   const std::size_t n = p.instructions.size();
   FusionPlan plan;
   plan.inlined.assign(n, false);
@@ -200,14 +200,15 @@ FusionPlan plan_fusion(ir::Program& p) {
   }
   // Chains: a 2-D matmul whose C (after its epilogue, if it has one) only one elementwise loop
   // of C's shape reads moves to where that loop runs and hands it C block by block
-  // (kiln_k_matmul_chained), so C is never stored: the weight gradient goes straight into
-  // the optimizer's update. What the matmul reads must then live until the loop's place.
+  // (kiln_k_matmul_chained), so C is never stored: a large weight gradient goes straight into
+  // the optimizer's update instead of to memory and back. What the matmul reads must then
+  // live until the loop's place.
   for (std::size_t m = 0; m < n; ++m) {
     if (!plain_matmul(m)) continue;
     const ir::Instruction& mm = p.instructions[m];
     const auto e = plan.epilogues.find(m);
     const ir::BufferId c = e != plan.epilogues.end() ? e->second.target : mm.result;
-    if (p.buffers[c].pinned() || is_result[c] || readers[c].empty()) continue;
+    if (p.buffers[c].pinned() || is_result[c] || readers[c].empty() || p.buffers[c].bytes < chain_min_bytes) continue;
     std::optional<std::size_t> loop;
     bool one_loop = true;
     for (const std::size_t r : readers[c]) {

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "compiler/codegen/codegen.h"
 #include "compiler/ir/program.h"
 
 namespace kiln::codegen::detail {
@@ -50,7 +51,7 @@ struct FusionPlan {
   // Adam's new moments are made and stored in the loop that updates the weight.
   std::map<std::size_t, std::size_t> consumer;
   // A matmul whose C (its epilogue's result, if it has one) is read by one elementwise loop
-  // of C's shape alone runs at that loop's place and calls the loop's code on each block of C
+  // of C's shape alone, and is large enough, runs at that loop's place and calls the loop's code on each block of C
   // as it is made (kiln_k_matmul_chained): C is not stored. Matmul -> the loop's root, and back.
   std::map<std::size_t, std::size_t> chain_root;
   std::map<std::size_t, std::size_t> chained_matmul;
@@ -59,7 +60,8 @@ struct FusionPlan {
   int fused = 0;
 };
 
-// Decides the folding for `program`, updates its lifetimes and re-plans its arena.
-FusionPlan plan_fusion(ir::Program& program);
+// Decides the folding for `program`, updates its lifetimes and re-plans its arena. Matmuls
+// are chained only where C has at least `chain_min_bytes` (CodegenOptions).
+FusionPlan plan_fusion(ir::Program& program, std::size_t chain_min_bytes = CodegenOptions{}.chain_min_bytes);
 
 }  // namespace kiln::codegen::detail

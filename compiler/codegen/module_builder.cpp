@@ -405,7 +405,7 @@ struct ModuleBuilder::Impl {
     ProgramState s;
     s.p = program;
     s.entry = entry;
-    s.plan = plan_fusion(s.p);
+    s.plan = plan_fusion(s.p, options.chain_min_bytes);
     ir::Program& p = s.p;
     // KILN_DUMP_PROGRAM=FILE: every Program compiled, after fusion re-planned its arena.
     if (const char* path = std::getenv("KILN_DUMP_PROGRAM"); path != nullptr && *path != '\0') {

@@ -78,6 +78,9 @@ class JitExecutor final : public Executor {
     // KILN_CPU=NAME compiles for that CPU (LLVM's names: x86-64, znver3, ...) instead of
     // this host; a CPU without AVX2 and FMA gets the portable kernels.
     if (const char* cpu = std::getenv("KILN_CPU"); cpu != nullptr && *cpu != '\0') options.cpu = cpu;
+    // KILN_CHAIN_MIN_BYTES=N chains matmuls whose result has at least N bytes (tests, tuning).
+    if (const char* min = std::getenv("KILN_CHAIN_MIN_BYTES"); min != nullptr && *min != '\0')
+      options.chain_min_bytes = static_cast<std::size_t>(std::strtoull(min, nullptr, 10));
     options.profile = profiling_requested();
     program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for),
                                     reinterpret_cast<void*>(&profile_mark));
