@@ -59,9 +59,12 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
            p.buffers[mm.operands[1]].dims.size() == 2;
   };
 
-  // Matmul epilogues: C = A·B, then add(C, bias[n]), then relu (a relu's gradient: below).
+  // Matmul and convolution epilogues: C = A·B (or conv2d(x, w), NHWC), then add(C, bias)
+  // with a bias along C's last dim (columns, filters), then relu (a relu's gradient: below).
   for (std::size_t m = 0; m < n; ++m) {
-    if (!plain_matmul(m)) continue;
+    const bool conv =
+        op_name(p.instructions[m]) == "conv2d" && p.buffers[p.instructions[m].result].dtype == ir::DType::kF32;
+    if (!plain_matmul(m) && !conv) continue;
     const ir::Instruction& mm = p.instructions[m];
     const ir::Buffer& c = p.buffers[mm.result];
     const auto j = private_to(mm.result);
@@ -70,11 +73,15 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
     if (add.operands[0] == add.operands[1]) continue;
     const ir::BufferId bias = add.operands[0] == mm.result ? add.operands[1] : add.operands[0];
     const ir::Buffer& bb = p.buffers[bias];
-    const std::int64_t cols = c.dims[1];
-    const bool row_bias =
-        (bb.dims.size() == 1 && bb.dims[0] == cols) || (bb.dims.size() == 2 && bb.dims[0] == 1 && bb.dims[1] == cols);
+    const std::int64_t cols = c.dims.back();
+    bool row_bias = !bb.dims.empty() && bb.dims.size() <= c.dims.size() && bb.dims.back() == cols;
+    for (std::size_t d = 0; d + 1 < bb.dims.size(); ++d) row_bias = row_bias && bb.dims[d] == 1;
     if (!row_bias || bb.dtype != ir::DType::kF32 || p.buffers[add.result].dims != c.dims) continue;
-    if (plan.producer[bias] < 0 || static_cast<std::size_t>(plan.producer[bias]) >= m) continue;
+    // The bias must be ready when the product runs: made before it, or a slot (input, parameter).
+    const std::int32_t made = plan.producer[bias];
+    if (made < 0 || (static_cast<std::size_t>(made) >= m &&
+                     op_class(op_name(p.instructions[static_cast<std::size_t>(made)])) != OpClass::kSource))
+      continue;
     Epilogue e{bias, 0, add.result};
     plan.absorbed[*j] = true;
     dead.push_back(mm.result);

@@ -1,9 +1,9 @@
 // Internal to compiler/codegen: which instructions of a Program are folded into another's
 // code. Two kinds: an elementwise instruction whose only reader is another elementwise
 // instruction of the same shape is computed inside that reader's loop ("inlined"); an
-// add of a row bias after a 2-D matmul, and a relu after that, become the matmul's
-// epilogue, and a relu gradient after a max-pool gradient (select(x > 0, g, 0) where x is
-// the pool's input) becomes the pool gradient's ("absorbed"); a matmul whose result only one
+// add of a row bias after a 2-D matmul (of a per-filter bias after a conv2d), and a relu
+// after that, become the matmul's (convolution's) epilogue, and a relu gradient after a max-pool gradient (select(x >
+// 0, g, 0) where x is the pool's input) becomes the pool gradient's ("absorbed"); a matmul whose result only one
 // elementwise loop reads hands that loop its result block by block ("chained"). Planning extends the lifetimes of what
 // a folded instruction reads to where it now runs and re-plans the arena.
 #pragma once
@@ -29,8 +29,8 @@ enum class OpClass : std::uint8_t {
 OpClass op_class(std::string_view op);
 
 struct Epilogue {
-  std::optional<ir::BufferId> bias;  // matmul: a row bias added to C
-  // 0 none; 1 relu (matmul); 2 keep only where the pool's maximum is > 0 (max_pool2d_grad);
+  std::optional<ir::BufferId> bias;  // matmul, conv2d: a bias along C's last dim added to C
+  // 0 none; 1 relu (matmul, conv2d); 2 keep only where the pool's maximum is > 0 (max_pool2d_grad);
   // 3 a relu's gradient: keep C only where `gate` (the relu's output) is > 0 (matmul).
   int act = 0;
   ir::BufferId target = 0;

@@ -1163,6 +1163,13 @@ struct ModuleBuilder::Impl {
       const kiln_conv_geometry g = conv_geometry(p, inst);
       llvm::Value* geo =
           i64_array({g.n, g.h, g.w, g.c, g.kh, g.kw, g.f, g.oh, g.ow, g.stride, g.dilation, g.pad_top, g.pad_left});
+      if (auto it = s.plan.epilogues.find(i); it != s.plan.epilogues.end()) {  // conv2d + bias (+ relu)
+        const Epilogue& e = it->second;
+        llvm::Value* bias =
+            e.bias ? address(b, f, s, *e.bias) : llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(ctx));
+        return call("kiln_k_conv2d_bias_relu", {geo, in(0), in(1), bias, i32c(e.act), address(b, f, s, e.target),
+                                                scratch(b, f, s), i32c(threads)});
+      }
       return call(std::string("kiln_k_") + std::string(op),
                   {geo, in(0), in(1), out(), scratch(b, f, s), i32c(threads)});
     }

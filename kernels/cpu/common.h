@@ -19,6 +19,17 @@ constexpr std::size_t kScratchAlign = 64;
 [[maybe_unused]] inline Index max_index(Index x, Index y) {
   return x > y ? x : y;
 }
+// rows × cols of y (rows ld apart) + bias[j] (bias may be null), then relu when act == 1
+// (NaN gives 0, as the reference's relu): the bias and relu epilogue of a product.
+[[maybe_unused]] inline void bias_relu(float* y, Index ld, Index rows, Index cols, const float* bias, int act) {
+  for (Index i = 0; i < rows; ++i) {
+    float* row = y + i * ld;
+    if (bias != nullptr)
+      for (Index j = 0; j < cols; ++j) row[j] += bias[j];
+    if (act == 1)
+      for (Index j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+  }
+}
 [[maybe_unused]] inline Index round_up(Index x, Index to) {
   return (x + to - 1) / to * to;
 }

@@ -217,6 +217,8 @@ struct ForwardPlan {
   const kiln_conv_geometry* g;
   const float* x;
   const float* w;
+  const float* bias;  // per filter, or null
+  int act;            // 1: relu
   float* y;
   Padded pd;
   const float* image;  // x or its padded copy
@@ -265,6 +267,7 @@ void forward_task(void* ctx, Index task) {
         kiln_sgemm_offset_tile(p.image, offsets + r, 1, b, kNr, p.runs, p.run_count, false,
                                p.y + (p0 + r) * g.f + s * kNr, g.f, min_index(kMr, rows - r), cols);
     }
+    if (p.bias != nullptr || p.act != 0) bias_relu(p.y + p0 * g.f, g.f, rows, g.f, p.bias, p.act);  // while in cache
   }
 }
 
@@ -273,17 +276,20 @@ std::size_t forward_scratch(const kiln_conv_geometry& g, int threads) {
   return forward_layout(g).total() + kScratchAlign;
 }
 
-void forward(const kiln_conv_geometry& g, const float* x, const float* w, float* y, char* scratch, int threads) {
+// y = conv2d(x, w), + bias[f] (bias may be null), then relu when act == 1.
+void forward(const kiln_conv_geometry& g, const float* x, const float* w, const float* bias, int act, float* y,
+             char* scratch, int threads) {
   const Index pixels = pixels_of(g);
   if (pixels <= 0 || g.f <= 0) return;
   if (taps_of(g) <= 0) {
     zero_floats(y, pixels * g.f);
+    bias_relu(y, g.f, pixels, g.f, bias, act);
     return;
   }
-  if (winograd_applies(g)) return winograd_forward(g, x, w, y, scratch, threads);
+  if (winograd_applies(g)) return winograd_forward(g, x, w, bias, act, y, scratch, threads);
   const ForwardLayout layout = forward_layout(g);
   ForwardPlan p{};
-  p.g = &g, p.x = x, p.w = w, p.y = y;
+  p.g = &g, p.x = x, p.w = w, p.bias = bias, p.act = act, p.y = y;
   p.pd = padded_of(g);
   p.filter = reinterpret_cast<float*>(scratch);
   p.runs = reinterpret_cast<kiln_sgemm_run*>(scratch + layout.filter_bytes);
@@ -383,7 +389,7 @@ void grad_input(const kiln_conv_geometry& g, const float* dy, const float* w, fl
     const kiln_conv_geometry t = flipped_geometry(g);
     float* flipped = reinterpret_cast<float*>(scratch);
     flip_filter(g, w, flipped);
-    return forward(t, dy, flipped, dx, scratch + float_bytes(taps_of(g) * g.f), threads);
+    return forward(t, dy, flipped, nullptr, 0, dx, scratch + float_bytes(taps_of(g) * g.f), threads);
   }
   ScatterPlan p{&g, dy, w, dx, scratch, scatter_task_scratch(g), 1, forward_block(g)};
   p.tasks = min_index(useful_tasks(pixels_of(g) * taps_of(g) * g.f, kConvGrain, threads), g.n);
@@ -528,7 +534,12 @@ std::size_t kiln_k_conv2d_scratch(const kiln_conv_geometry* g, int threads) {
 }
 
 void kiln_k_conv2d(const kiln_conv_geometry* g, const float* x, const float* w, float* y, void* scratch, int threads) {
-  kiln::cpu::forward(*g, x, w, y, kiln::cpu::align_scratch(scratch), threads);
+  kiln::cpu::forward(*g, x, w, nullptr, 0, y, kiln::cpu::align_scratch(scratch), threads);
+}
+
+void kiln_k_conv2d_bias_relu(const kiln_conv_geometry* g, const float* x, const float* w, const float* bias, int act,
+                             float* y, void* scratch, int threads) {
+  kiln::cpu::forward(*g, x, w, bias, act, y, kiln::cpu::align_scratch(scratch), threads);
 }
 
 std::size_t kiln_k_conv2d_grad_input_scratch(const kiln_conv_geometry* g, int threads) {

@@ -62,6 +62,11 @@ struct kiln_conv_geometry {
 };
 std::size_t kiln_k_conv2d_scratch(const kiln_conv_geometry* g, int threads);
 void kiln_k_conv2d(const kiln_conv_geometry* g, const float* x, const float* w, float* y, void* scratch, int threads);
+// The same, then + bias[f] on every output pixel (bias may be null), then relu when act ==
+// 1 (NaN gives 0): the convolution's epilogue, applied while each block of y is in cache.
+// Scratch: kiln_k_conv2d_scratch.
+void kiln_k_conv2d_bias_relu(const kiln_conv_geometry* g, const float* x, const float* w, const float* bias, int act,
+                             float* y, void* scratch, int threads);
 std::size_t kiln_k_conv2d_grad_input_scratch(const kiln_conv_geometry* g, int threads);
 void kiln_k_conv2d_grad_input(const kiln_conv_geometry* g, const float* dy, const float* w, float* dx, void* scratch,
                               int threads);

@@ -43,17 +43,13 @@ constexpr Index kMatmulGrain = Index{1} << 16;
 // `gate` points at the same block of a tensor of C's shape, rows gate_ld apart (act == 2 only).
 void epilogue(float* c, Index ldc, Index rows, Index cols, const float* bias, int act, const float* gate,
               Index gate_ld) {
-  for (Index i = 0; i < rows; ++i) {
-    float* row = c + i * ldc;
-    if (bias != nullptr)
-      for (Index j = 0; j < cols; ++j) row[j] += bias[j];
-    if (act == 1)
-      for (Index j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
-    if (act == 2) {
+  bias_relu(c, ldc, rows, cols, bias, act);
+  if (act == 2)
+    for (Index i = 0; i < rows; ++i) {
+      float* row = c + i * ldc;
       const float* g = gate + i * gate_ld;
       for (Index j = 0; j < cols; ++j) row[j] = g[j] > 0.0f ? row[j] : 0.0f;
     }
-  }
 }
 
 struct MatmulPlan {

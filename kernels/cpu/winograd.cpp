@@ -340,6 +340,8 @@ struct ForwardPlan {
   const kiln_conv_geometry* g;
   const float* x;
   const float* w;
+  const float* bias;  // per filter, or null
+  int act;            // 1: relu
   float* y;
   float* u;       // 36 × slivers × C × 16
   char* scratch;  // per task: task_bytes
@@ -371,15 +373,19 @@ void filter_transform_task(void* ctx, Index task) {
     }
 }
 
-// y for tiles t0 .. t0 + rows and filters of sliver s from m[ξ][r][16] (plane stride kMPlane).
+// y for tiles t0 .. t0 + rows and filters of sliver s from m[ξ][r][16] (plane stride kMPlane),
+// + bias (may be null), then relu when act == 1 (NaN gives 0, as the reference's relu).
 void output_block(const kiln_conv_geometry& g, const Tiles& tiles, const float* m, Index s, Index t0, Index rows,
-                  float* y) {
+                  const float* bias, int act, float* y) {
   Vec out[kOut * kOut];
+  const Vec zero = {};
   for (Index r = 0; r < rows; ++r) {
     const TileAt at = tile_at(tiles, t0 + r);
     for (Index f0 = 0; f0 < kNr; f0 += kLanes) {
       const Index fn = min_index(kLanes, g.f - s * kNr - f0);
       if (fn <= 0) break;
+      Vec b = zero;
+      if (bias != nullptr) load(b, bias + s * kNr + f0, fn);
       // Aᵀ along the columns straight from m (two rows of 6 stay in registers), then the rows.
       const float* src = m + r * kNr + f0;
       Vec t[kOut][kAlpha];
@@ -390,6 +396,10 @@ void output_block(const kiln_conv_geometry& g, const Tiles& tiles, const float* 
         t[0][j] = res[0], t[1][j] = res[1];
       }
       for (Index i = 0; i < kOut; ++i) output_1d(t[i], out + i * kOut);
+      for (Vec& o : out) {
+        if (bias != nullptr) o += b;
+        if (act == 1) o = o > zero ? o : zero;
+      }
       for (Index i = 0; i < kOut && at.y0 + i < g.oh; ++i)
         for (Index j = 0; j < kOut && at.x0 + j < g.ow; ++j) {
           float* dst = y + ((at.b * g.oh + at.y0 + i) * g.ow + at.x0 + j) * g.f + s * kNr + f0;
@@ -417,7 +427,7 @@ void forward_task(void* ctx, Index task) {
         for (Index r0 = 0; r0 < rows; r0 += kMr)
           product_tile<false>(a + r0 * cp, cp, 1, b, g.c, m + e * kMPlane + r0 * kNr, kNr, min_index(kMr, rows - r0));
       }
-      output_block(g, p.tiles, m, s, t0, rows, p.y);
+      output_block(g, p.tiles, m, s, t0, rows, p.bias, p.act, p.y);
     }
   }
 }
@@ -532,10 +542,10 @@ std::size_t winograd_forward_scratch(const kiln_conv_geometry& g, int threads) {
   return u_bytes(g) + task_bytes(g) * static_cast<std::size_t>(threads);
 }
 
-[[gnu::noinline]] void winograd_forward(const kiln_conv_geometry& g, const float* x, const float* w, float* y,
-                                        char* scratch, int threads) {
+[[gnu::noinline]] void winograd_forward(const kiln_conv_geometry& g, const float* x, const float* w, const float* bias,
+                                        int act, float* y, char* scratch, int threads) {
   ForwardPlan p{};
-  p.g = &g, p.x = x, p.w = w, p.y = y;
+  p.g = &g, p.x = x, p.w = w, p.bias = bias, p.act = act, p.y = y;
   p.tiles = tiles_of(g);
   if (p.tiles.count <= 0) return;
   p.u = reinterpret_cast<float*>(scratch);

@@ -17,10 +17,11 @@ namespace kiln::cpu {
 // more than the multiplications save), any padding.
 bool winograd_applies(const kiln_conv_geometry& g);
 
-// y = conv2d(x, w) (as kiln_k_conv2d) for a geometry winograd_applies accepts.
+// y = conv2d(x, w) + bias[f] (bias may be null), then relu when act == 1 (as
+// kiln_k_conv2d_bias_relu) for a geometry winograd_applies accepts.
 std::size_t winograd_forward_scratch(const kiln_conv_geometry& g, int threads);
-void winograd_forward(const kiln_conv_geometry& g, const float* x, const float* w, float* y, char* scratch,
-                      int threads);
+void winograd_forward(const kiln_conv_geometry& g, const float* x, const float* w, const float* bias, int act, float* y,
+                      char* scratch, int threads);
 
 // dw = conv2d_grad_filter(x, dy) (as kiln_k_conv2d_grad_filter), bit-identical between runs
 // with the same `threads`.

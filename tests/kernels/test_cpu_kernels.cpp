@@ -267,7 +267,23 @@ void check_conv(const ConvCase& cc, int threads) {
     ref::conv2d(g, x.data(), w.data(), want.data());
     ref::conv2d(g, ax.data(), aw.data(), magnitude.data());
     for (float& v : magnitude) v += 1e-6f;
-    check_bounded(y, want, magnitude, winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.kh * g.kw * g.c) + 1.0));
+    const double bound = winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.kh * g.kw * g.c) + 1.0);
+    check_bounded(y, want, magnitude, bound);
+    // The epilogue: + bias per filter, then relu (or the bias alone).
+    const Floats bias = random_floats(static_cast<std::size_t>(g.f), rng);
+    for (int act : {0, 1}) {
+      INFO("bias, act " << act);
+      Floats fused(ys, std::numeric_limits<float>::quiet_NaN()), fused_want(ys), fused_magnitude(magnitude);
+      kiln_k_conv2d_bias_relu(&cg, x.data(), w.data(), bias.data(), act, fused.data(), scratch.get(), threads);
+      CHECK(scratch.guard_intact());
+      for (std::size_t e = 0; e < ys; ++e) {
+        const float b = bias[e % static_cast<std::size_t>(g.f)];
+        fused_want[e] = static_cast<float>(double(want[e]) + double(b));
+        if (act == 1) fused_want[e] = fused_want[e] > 0.0f ? fused_want[e] : 0.0f;
+        fused_magnitude[e] += std::fabs(b);
+      }
+      check_bounded(fused, fused_want, fused_magnitude, bound);
+    }
   }
   {  // grad input
     Floats dx(xs, std::numeric_limits<float>::quiet_NaN()), want(xs), magnitude(xs);

@@ -650,6 +650,30 @@ void convolutions() {
         tolerant(4), true);
   c.out(c.op("conv2d", {c.input({B, 13, 5, 2}), c.input({5, 2, 2, 3})}, make_attrs({{"stride", 2}})), tolerant(20),
         true);
+  // Epilogues (+ a bias per filter, then relu, inside the convolution): direct and Winograd
+  // (5×5, stride 1, 8 channels or more) convolutions, a [F] and a [1, 1, 1, F] bias on either
+  // side of the add, with and without the relu.
+  const auto same = make_attrs({{"padding", std::string("same")}});
+  // (Filters of their own: the emitter would give conv2d(x, w) the node of an output above.)
+  c.out(c.op("relu", {c.op("add", {c.op("conv2d", {x, c.input({3, 3, 3, 4})}), c.input({4})})}), tolerant(27), true);
+  c.out(c.op("add", {c.input({1, 1, 1, 4}), c.op("conv2d", {x, c.input({3, 3, 3, 4})}, same)}), tolerant(27), true);
+  const ValueId x8 = c.input({B, 8, 7, 8});
+  const ValueId w8 = c.input({5, 5, 8, 9});
+  c.out(c.op("relu", {c.op("add", {c.op("conv2d", {x8, w8}, same), c.input({9})})}), tolerant(200), true);
+  c.out(c.op("add", {c.op("conv2d", {x8, w8}), c.input({1, 1, 1, 9})}), tolerant(200), true);
+  {
+    ir::Program program = ir::lower_to_program(c.graph(), 2);
+    const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+    int conv_epilogues = 0, with_relu = 0;
+    for (const auto& [at, e] : plan.epilogues) {
+      if (ir::core_ops().get(program.instructions[at].op).name != "conv2d") continue;
+      ++conv_epilogues;
+      with_relu += e.act == 1 ? 1 : 0;
+      CHECK(e.bias.has_value());
+    }
+    CHECK(conv_epilogues == 4);
+    CHECK(with_relu == 2);
+  }
   c.with_gradients(3 * 9 * 11 * 4);
   c.run(2);
 }
