@@ -236,6 +236,26 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
     for (const ir::BufferId b : reads)
       p.buffers[b].last = std::max<std::uint32_t>(p.buffers[b].last, static_cast<std::uint32_t>(*loop));
   }
+  // A reshape of a buffer in the arena is a view: its result takes the operand's bytes
+  // (the operand then lives as long as the result is read) and nothing is copied. Not when
+  // either side is reached through a slot or the result is a program result.
+  std::vector<bool> folded(p.buffers.size(), false);
+  for (const ir::BufferId b : dead) folded[b] = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const ir::Instruction& inst = p.instructions[i];
+    if (op_name(inst) != "reshape" || plan.inlined[i] || plan.absorbed[i]) continue;
+    ir::BufferId from = inst.operands[0];
+    if (const auto v = plan.views.find(from); v != plan.views.end()) from = v->second;  // a view of a view
+    const ir::BufferId to = inst.result;
+    const ir::Buffer& src = p.buffers[from];
+    const ir::Buffer& dst = p.buffers[to];
+    if (folded[from] || folded[to] || src.pinned() || dst.pinned() || is_result[to] || src.bytes != dst.bytes ||
+        plan.assign_home.contains(to) || plan.assign_home.contains(from))
+      continue;
+    plan.views[to] = from;
+    p.buffers[from].last = std::max(src.last, dst.last);
+    dead.push_back(to);
+  }
   // Plan the arena without the buffers that do not live in it: folded results nobody
   // materialises, values homed in assign slots, and every pinned buffer (inputs, variables,
   // outputs are reached through slots). Their sizes are restored afterwards: copies and
@@ -250,6 +270,7 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
   }
   ir::plan_arena(p);
   for (ir::BufferId b = 0; b < p.buffers.size(); ++b) p.buffers[b].bytes = bytes[b];
+  for (const auto& [view, of] : plan.views) p.buffers[view].offset = p.buffers[of].offset;
   plan.outside = std::move(outside);
   return plan;
 }

@@ -55,6 +55,9 @@ struct FusionPlan {
   // as it is made (kiln_k_matmul_chained): C is not stored. Matmul -> the loop's root, and back.
   std::map<std::size_t, std::size_t> chain_root;
   std::map<std::size_t, std::size_t> chained_matmul;
+  // A reshape's result that shares its operand's bytes in the arena (no copy): result ->
+  // the buffer whose bytes it uses.
+  std::map<ir::BufferId, ir::BufferId> views;
   std::vector<bool> stores;   // per instruction: inlined, and its value stored by the consumer's loop
   std::vector<bool> outside;  // per buffer: not in the arena (folded away, or reached through a slot)
   int fused = 0;

@@ -1045,7 +1045,10 @@ struct ModuleBuilder::Impl {
       if (out_buf.bytes > 0 && (out_buf.last > i || out_buf.pinned())) memcpy_to(out(), in(0), out_buf.bytes);
       return;
     }
-    if (op == "reshape") return memcpy_to(out(), in(0), out_buf.bytes);
+    if (op == "reshape") {
+      if (s.plan.views.contains(inst.result)) return;  // the result is its operand's bytes
+      return memcpy_to(out(), in(0), out_buf.bytes);
+    }
     if (op == "matmul") {
       const MatmulShape m = matmul_shape(p, inst);
       llvm::Value* bias = llvm::ConstantPointerNull::get(llvm::PointerType::getUnqual(ctx));

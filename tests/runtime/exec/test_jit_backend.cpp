@@ -565,6 +565,30 @@ void layout() {
     // reshape
     c.out(c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 91}}})), kExact, diff);
     c.out(c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 13, 1, 7}}})), kExact, diff);
+    // Reshapes of intermediate values are views (no copy): one, one of another, and one whose
+    // operand is read again after it; a reshape of an output stays a copy.
+    if (dt == DType::kF32) {
+      const ValueId t = c.op("transpose", {x});  // [13, 7, B], made in the arena
+      const ValueId v1 = c.op("reshape", {t}, make_attrs({{"shape", Ints{91, B}}}));
+      const ValueId v2 = c.op("reshape", {v1}, make_attrs({{"shape", Ints{B, 91}}}));
+      c.out(c.op("neg", {v2}), kExact, true);
+      c.out(c.op("add", {c.op("reshape", {c.op("neg", {x})}, make_attrs({{"shape", Ints{B, 91}}})),
+                         c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 91}}}))}),
+            kExact, true);
+      const ValueId shown = c.op("transpose", {x4});
+      c.out(shown, kExact, true);
+      c.out(c.op("reshape", {shown}, make_attrs({{"shape", Ints{7, 30}}})), kExact, true);
+      ir::Program program = ir::lower_to_program(c.graph(), 3);
+      const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+      int views = 0;
+      for (const auto& [view, of] : plan.views) {
+        ++views;
+        CHECK(program.buffers[view].offset == program.buffers[of].offset);
+        CHECK(program.buffers[of].last >= program.buffers[view].last);
+        CHECK(!program.buffers[of].pinned());
+      }
+      CHECK(views == 3);  // v1, v2 and the reshape of neg(x); not the reshapes of x or of an output
+    }
     // transpose: every permutation of rank 3, the default, and rank 4
     Ints perm{0, 1, 2};
     do {
@@ -1236,6 +1260,21 @@ TEST_CASE("a large weight gradient goes straight into the optimizer's update", "
   autodiff::TrainingStep mlp = example_training_step("fashion_mlp.kiln");
   program = ir::lower_to_program(mlp.graph, 8);
   CHECK(codegen::detail::plan_fusion(program).chain_root.empty());
+}
+
+TEST_CASE("fashion_cnn's flatten and its gradient copy nothing", "[jit]") {
+  // nn.flatten is a reshape of the pool's output, and its gradient a reshape of the dense
+  // layer's input gradient: both results are views of their operands' bytes.
+  autodiff::TrainingStep step = example_training_step("fashion_cnn.kiln");
+  ir::Program program = ir::lower_to_program(step.graph, 8);
+  const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
+  int reshapes = 0;
+  for (const ir::Instruction& inst : program.instructions) {
+    if (ir::core_ops().get(inst.op).name != "reshape" || program.buffers[inst.result].bytes < 4096) continue;
+    ++reshapes;
+    CHECK(plan.views.contains(inst.result));
+  }
+  CHECK(reshapes == 2);
 }
 
 TEST_CASE("the JIT is deterministic: the same steps on two executors give bit-identical results", "[jit]") {
