@@ -9,6 +9,7 @@
 // that feeds the pool (the code generator folds select(x > 0, max_pool2d_grad(x, dy), 0) into it): a window's gradient
 // goes to its maximum only when that maximum is > 0, which is exactly what the select would keep.
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/cpu/common.h"
@@ -107,13 +108,16 @@ void max_pool_grad_tiled(const PoolCall& call, Index b) {
       for (Index c0 = 0; c0 < c; c0 += kChannelChunk) {
         const Index width = min_index(kChannelChunk, c - c0);
         float best[kChannelChunk];
-        Index where[kChannelChunk];  // tap (row-major in the window) of the maximum
+        // The tap (row-major in the window) of the maximum, as a 32-bit lane beside each float
+        // lane so that the compare-and-select loops vectorise 16 wide (64-bit indices halved
+        // that: fashion_cnn's pool gradients, KILN_PROFILE, docs/performance.md).
+        std::int32_t where[kChannelChunk];
         const float* first = call.x + image + first_pixel * c + c0;
         for (Index ch = 0; ch < width; ++ch) {
           best[ch] = first[ch];
           where[ch] = 0;
         }
-        for (Index tap = 1; tap < size * size; ++tap) {
+        for (std::int32_t tap = 1; tap < size * size; ++tap) {
           const float* src = call.x + image + (first_pixel + (tap / size) * g.w + tap % size) * c + c0;
           for (Index ch = 0; ch < width; ++ch) {
             const bool better = beats(src[ch], best[ch]);
@@ -124,7 +128,7 @@ void max_pool_grad_tiled(const PoolCall& call, Index b) {
         float kept[kChannelChunk];
         for (Index ch = 0; ch < width; ++ch)
           kept[ch] = call.positive_only != 0 && !(best[ch] > 0.0f) ? 0.0f : grad[c0 + ch];
-        for (Index tap = 0; tap < size * size; ++tap) {
+        for (std::int32_t tap = 0; tap < size * size; ++tap) {
           float* out = call.out + image + (first_pixel + (tap / size) * g.w + tap % size) * c + c0;
           for (Index ch = 0; ch < width; ++ch) out[ch] = where[ch] == tap ? kept[ch] : 0.0f;
         }
