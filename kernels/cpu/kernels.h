@@ -41,8 +41,8 @@ void kiln_k_matmul(std::int64_t batch, std::int64_t m, std::int64_t n, std::int6
 // to chain(chain_ctx, block, ld, r0, rows, c0, cols), where block[i*ld + j] is C[r0 + i][c0 +
 // j] with rows counted through the batch (product i's row r is row i*m + r). Every element
 // reaches the chain exactly once; blocks (at most 432 × 256, or 144 rows of up to 1024
-// columns; all of C when m <= 4) are handed out on the pool's threads, so the chain must be
-// safe to run on disjoint blocks at once. `c` is not used. Scratch:
+// columns; with m <= 4 and k > 0, all m rows of a range of columns) are handed out on the
+// pool's threads, so the chain must be safe to run on disjoint blocks at once. `c` is not used. Scratch:
 // kiln_k_matmul_chained_scratch.
 typedef void (*kiln_matmul_chain_fn)(void* ctx, const float* block, std::int64_t ld, std::int64_t r0, std::int64_t rows,
                                      std::int64_t c0, std::int64_t cols);

@@ -264,6 +264,28 @@ void run_task(void* ctx, Index task) {
   for (Index unit = task; unit < p.units; unit += p.tasks) run_unit(p, unit, workspace, block);
 }
 
+// The chain over all m rows of C (in `block`, rows n apart; the few-rows path computes C
+// whole) in ranges of columns over the threads, as the product itself was split.
+struct ChainColumns {
+  kiln_matmul_chain_fn chain;
+  void* ctx;
+  const float* block;
+  Index r0, m, n, tasks;
+};
+
+void chain_columns_task(void* ctx, Index task) {
+  const ChainColumns& s = *static_cast<const ChainColumns*>(ctx);
+  const Range r = split_range(ceil_div(s.n, kNr), s.tasks, task);
+  const Index c0 = min_index(s.n, r.begin * kNr), c1 = min_index(s.n, r.end * kNr);
+  if (c0 < c1) s.chain(s.ctx, s.block + c0, s.n, s.r0, s.m, c0, c1 - c0);
+}
+
+void chain_columns(kiln_matmul_chain_fn chain, void* ctx, const float* block, Index r0, Index m, Index n, int threads) {
+  ChainColumns s{chain, ctx, block, r0, m, n, min_index(useful_tasks(m * n, kMatmulGrain, threads), ceil_div(n, kNr))};
+  if (s.tasks <= 1) return chain_columns_task(&s, 0);
+  kiln_parallel_for(s.tasks, chain_columns_task, &s);
+}
+
 // Bytes of one task's workspace, and of its chained block buffer.
 std::size_t workspace_bytes(Index m, Index n, Index k) {
   return aligned_bytes(kiln_sgemm_workspace_size(m, n, k));
@@ -341,7 +363,7 @@ void kiln_k_matmul_chained(std::int64_t batch, std::int64_t m, std::int64_t n, s
     for (Index item = 0; item < batch; ++item) {
       float* out = chain != nullptr ? reinterpret_cast<float*>(p.blocks) : c + item * m * n;
       small_rows(p, a + item * a_stride, b + item * b_stride, out, gate_of(item), threads);
-      if (chain != nullptr) chain(chain_ctx, out, n, item * m, m, 0, n);
+      if (chain != nullptr) chain_columns(chain, chain_ctx, out, item * m, m, n, threads);
     }
     return;
   }

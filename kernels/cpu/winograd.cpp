@@ -379,13 +379,17 @@ void output_block(const kiln_conv_geometry& g, const Tiles& tiles, const float* 
                   const float* bias, int act, float* y) {
   Vec out[kOut * kOut];
   const Vec zero = {};
+  Vec bias_at[kNr / kLanes] = {};  // this sliver's bias, a vector per lane group
+  for (Index f0 = 0; f0 < kNr && bias != nullptr; f0 += kLanes) {
+    const Index fn = min_index(kLanes, g.f - s * kNr - f0);
+    if (fn > 0) load(bias_at[f0 / kLanes], bias + s * kNr + f0, fn);
+  }
   for (Index r = 0; r < rows; ++r) {
     const TileAt at = tile_at(tiles, t0 + r);
     for (Index f0 = 0; f0 < kNr; f0 += kLanes) {
       const Index fn = min_index(kLanes, g.f - s * kNr - f0);
       if (fn <= 0) break;
-      Vec b = zero;
-      if (bias != nullptr) load(b, bias + s * kNr + f0, fn);
+      const Vec& b = bias_at[f0 / kLanes];
       // Aᵀ along the columns straight from m (two rows of 6 stay in registers), then the rows.
       const float* src = m + r * kNr + f0;
       Vec t[kOut][kAlpha];

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -79,8 +80,14 @@ class JitExecutor final : public Executor {
     // this host; a CPU without AVX2 and FMA gets the portable kernels.
     if (const char* cpu = std::getenv("KILN_CPU"); cpu != nullptr && *cpu != '\0') options.cpu = cpu;
     // KILN_CHAIN_MIN_BYTES=N chains matmuls whose result has at least N bytes (tests, tuning).
-    if (const char* min = std::getenv("KILN_CHAIN_MIN_BYTES"); min != nullptr && *min != '\0')
-      options.chain_min_bytes = static_cast<std::size_t>(std::strtoull(min, nullptr, 10));
+    if (const char* min = std::getenv("KILN_CHAIN_MIN_BYTES"); min != nullptr && *min != '\0') {
+      char* end = nullptr;
+      const unsigned long long bytes = std::strtoull(min, &end, 10);
+      if (*end != '\0' || !std::isdigit(static_cast<unsigned char>(*min)))
+        throw std::runtime_error(fmt::format(
+            "KILN_CHAIN_MIN_BYTES must be a number of bytes (digits only), got '{}'; unset it for the default", min));
+      options.chain_min_bytes = static_cast<std::size_t>(bytes);
+    }
     options.profile = profiling_requested();
     program_ = codegen::jit_compile(step_, options, reinterpret_cast<void*>(&kiln_parallel_for),
                                     reinterpret_cast<void*>(&profile_mark));

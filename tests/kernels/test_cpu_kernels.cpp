@@ -269,21 +269,29 @@ void check_conv(const ConvCase& cc, int threads) {
     for (float& v : magnitude) v += 1e-6f;
     const double bound = winograd ? kWinogradBound : 1e-5 * std::sqrt(double(g.kh * g.kw * g.c) + 1.0);
     check_bounded(y, want, magnitude, bound);
-    // The epilogue: + bias per filter, then relu (or the bias alone).
+    // The epilogue: + bias per filter, then relu (or the bias alone). A NaN in the input
+    // makes NaN outputs, which the relu turns into 0 (as the reference's relu does).
     const Floats bias = random_floats(static_cast<std::size_t>(g.f), rng);
-    for (int act : {0, 1}) {
-      INFO("bias, act " << act);
-      Floats fused(ys, std::numeric_limits<float>::quiet_NaN()), fused_want(ys), fused_magnitude(magnitude);
-      kiln_k_conv2d_bias_relu(&cg, x.data(), w.data(), bias.data(), act, fused.data(), scratch.get(), threads);
-      CHECK(scratch.guard_intact());
-      for (std::size_t e = 0; e < ys; ++e) {
-        const float b = bias[e % static_cast<std::size_t>(g.f)];
-        fused_want[e] = static_cast<float>(double(want[e]) + double(b));
-        if (act == 1) fused_want[e] = fused_want[e] > 0.0f ? fused_want[e] : 0.0f;
-        fused_magnitude[e] += std::fabs(b);
+    Floats x_nan = x;
+    x_nan[xs / 2] = std::numeric_limits<float>::quiet_NaN();
+    Floats nan_want(ys);
+    ref::conv2d(g, x_nan.data(), w.data(), nan_want.data());
+    for (const bool with_nan : {false, true})
+      for (int act : {0, 1}) {
+        INFO("bias, act " << act << (with_nan ? ", a NaN in x" : ""));
+        const Floats& input = with_nan ? x_nan : x;
+        const Floats& plain = with_nan ? nan_want : want;
+        Floats fused(ys, -7.0f), fused_want(ys), fused_magnitude(magnitude);
+        kiln_k_conv2d_bias_relu(&cg, input.data(), w.data(), bias.data(), act, fused.data(), scratch.get(), threads);
+        CHECK(scratch.guard_intact());
+        for (std::size_t e = 0; e < ys; ++e) {
+          const float b = bias[e % static_cast<std::size_t>(g.f)];
+          fused_want[e] = static_cast<float>(double(plain[e]) + double(b));
+          if (act == 1) fused_want[e] = fused_want[e] > 0.0f ? fused_want[e] : 0.0f;
+          fused_magnitude[e] += std::fabs(b);
+        }
+        check_bounded(fused, fused_want, fused_magnitude, bound);
       }
-      check_bounded(fused, fused_want, fused_magnitude, bound);
-    }
   }
   {  // grad input
     Floats dx(xs, std::numeric_limits<float>::quiet_NaN()), want(xs), magnitude(xs);
@@ -434,8 +442,7 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
                 2);
   CHECK(c == Floats{-1, 0, 0, -1, 0, -3});
   // k = 0 chained, with blocks of both sizes: zeros through the epilogue, every element once.
-  for (const Index m : {Index{2}, Index{450}}) {
-    const Index n = 300;
+  for (const auto& [m, n] : {std::pair<Index, Index>{2, 300}, {450, 300}, {450, 200}}) {
     Floats got(static_cast<std::size_t>(m * n), 7.0f);
     const auto seen = std::make_unique<std::atomic<int>[]>(got.size());
     ChainLog log{got.data(), n, seen.get(), m <= 4};

@@ -1202,7 +1202,8 @@ TEST_CASE("a matmul whose result one elementwise loop alone reads hands it C blo
   // that start past column 0 (150 × 1100: split by columns, and wider than a block), several
   // blocks of rows (1000 × 300) and both transposes. A C that is also an output
   // is stored as before. These Cs are smaller than the size from which the compiler chains
-  // by default (CodegenOptions::chain_min_bytes), so the test lowers it to 0.
+  // by default (CodegenOptions::chain_min_bytes), so the test lowers it to 0. No gradients:
+  // their ops would read C too, and the chains checked below are those of the graph run.
   struct ChainAll {
     ChainAll() { ::setenv("KILN_CHAIN_MIN_BYTES", "0", 1); }
     ~ChainAll() { ::unsetenv("KILN_CHAIN_MIN_BYTES"); }
@@ -1211,14 +1212,14 @@ TEST_CASE("a matmul whose result one elementwise loop alone reads hands it C blo
   const ValueId x = c.input({B, 33});
   const ValueId row = c.input({17});
   const auto product = [&] { return c.op("matmul", {x, c.input({33, 17})}); };
-  c.out(c.op("tanh", {c.op("add", {c.op("mul", {product(), c.input({})}), row})}), tolerant(33), true);
-  c.out(c.op("sub", {c.op("mul", {product(), c.input({B, 1})}), c.input({B, 17})}), tolerant(33), true);
+  c.out(c.op("tanh", {c.op("add", {c.op("mul", {product(), c.input({})}), row})}), tolerant(33));
+  c.out(c.op("sub", {c.op("mul", {product(), c.input({B, 1})}), c.input({B, 17})}), tolerant(33));
   const ValueId h = c.op("relu", {c.op("add", {product(), row})});
-  c.out(c.op("add", {c.op("mul", {h, h}), h}), tolerant(33), true);
+  c.out(c.op("add", {c.op("mul", {h, h}), h}), tolerant(33));
   const ValueId wide = c.op("matmul", {c.input({150, 40}), c.input({1100, 40})}, make_attrs({{"transpose_b", true}}));
-  c.out(c.op("sigmoid", {c.op("add", {wide, c.input({1, 1100})})}), tolerant(40), true);
+  c.out(c.op("sigmoid", {c.op("add", {wide, c.input({1, 1100})})}), tolerant(40));
   const ValueId tall = c.op("matmul", {c.input({40, 1000}), c.input({40, 300})}, make_attrs({{"transpose_a", true}}));
-  c.out(c.op("maximum", {tall, c.input({1000, 1})}), tolerant(40), true);
+  c.out(c.op("maximum", {tall, c.input({1000, 1})}), tolerant(40));
   const ValueId stored = product();
   c.out(stored, tolerant(33));
   c.out(c.op("neg", {stored}), tolerant(33));
@@ -1236,18 +1237,35 @@ TEST_CASE("a matmul whose result one elementwise loop alone reads hands it C blo
         CHECK((program.buffers[operand].pinned() || program.buffers[operand].last >= root));
     }
   }
-  c.with_gradients(40);
   c.run(3);
+}
+
+TEST_CASE("KILN_CHAIN_MIN_BYTES takes digits only and says so", "[jit]") {
+  autodiff::TrainingStep step = example_training_step("credit_risk.kiln");
+  for (const char* bad : {"4M", "-1", "x", " 5"}) {
+    INFO("KILN_CHAIN_MIN_BYTES=" << bad);
+    ::setenv("KILN_CHAIN_MIN_BYTES", bad, 1);
+    try {
+      runtime::make_jit_executor(step.graph, 4);
+      FAIL("accepted");
+    } catch (const std::runtime_error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("KILN_CHAIN_MIN_BYTES must be a number of bytes"));
+    }
+    ::unsetenv("KILN_CHAIN_MIN_BYTES");
+  }
+  ::setenv("KILN_CHAIN_MIN_BYTES", "1048576", 1);
+  CHECK_NOTHROW(runtime::make_jit_executor(step.graph, 4));
+  ::unsetenv("KILN_CHAIN_MIN_BYTES");
 }
 
 TEST_CASE("a large weight gradient goes straight into the optimizer's update", "[jit]") {
   // fashion_cnn's dense layer's weight gradient Xᵀ·dY (3136 × 1024, 12.8 MB) is read only by
   // the Adam update of its weight (both moments and the weight, one loop): its matmul is
-  // chained to that loop, so the gradient is never stored (agreement with the reference: the
-  // example-model tests above). The output layer's (40 KB) and fashion_mlp's (at most 0.8 MB)
-  // stay in cache when stored and are not chained.
+  // chained to that loop, so the gradient is never stored. The output layer's (40 KB) and
+  // fashion_mlp's (at most 0.8 MB) stay in cache when stored and are not chained.
   autodiff::TrainingStep cnn = example_training_step("fashion_cnn.kiln");
-  ir::Program program = ir::lower_to_program(cnn.graph, 8);
+  const std::int64_t batch = 4;
+  ir::Program program = ir::lower_to_program(cnn.graph, batch);
   const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
   std::set<std::string> updated;
   for (const auto& [m, root] : plan.chain_root) {
@@ -1258,8 +1276,39 @@ TEST_CASE("a large weight gradient goes straight into the optimizer's update", "
   }
   CHECK(updated == std::set<std::string>{"h.w"});
   autodiff::TrainingStep mlp = example_training_step("fashion_mlp.kiln");
-  program = ir::lower_to_program(mlp.graph, 8);
-  CHECK(codegen::detail::plan_fusion(program).chain_root.empty());
+  ir::Program mlp_program = ir::lower_to_program(mlp.graph, 8);
+  CHECK(codegen::detail::plan_fusion(mlp_program).chain_root.empty());
+
+  // One step of that chained program on the JIT against the reference. The example-model
+  // test above makes every gradient an output, which stores it and so chains nothing; here
+  // only the reference graph has them (for the tolerance of Adam's first step, which divides
+  // each gradient by its own magnitude: see compare_conv_filter_update).
+  autodiff::TrainingStep with_gradients = example_training_step("fashion_cnn.kiln");
+  for (const auto& [param, grad] : with_gradients.gradients) with_gradients.graph.add_output("grad." + param, grad);
+  std::mt19937 rng(5);
+  const auto feeds = model_feeds(cnn.graph, batch, rng);
+  auto ref = runtime::make_reference_executor(with_gradients.graph, batch);
+  auto jit = runtime::make_jit_executor(cnn.graph, batch);
+  ref->initialize(3);
+  jit->initialize(3);
+  StepOptions options = step_options(9, 0, true);
+  options.hold_updates = true;
+  const auto want = ref->run(feeds, options);
+  const auto got = jit->run(feeds, options);
+  const Cmp cmp = tolerant(3136);
+  for (const auto& [name, value] : got) compare("output " + name, value, want.at(name), cmp);
+  ref->commit_updates();
+  jit->commit_updates();
+  for (const auto* list : {&cnn.graph.parameters(), &cnn.graph.states()}) {
+    for (const ir::NamedValue& v : *list) {
+      const auto grad = want.find("grad." + v.name);
+      if (grad != want.end())
+        compare_conv_filter_update(v.name, jit->variable(v.name), ref->variable(v.name), grad->second,
+                                   1e-3 /* fashion_cnn.kiln: adam(lr: 1e-3) */, cmp);
+      else
+        compare("updated " + v.name, jit->variable(v.name), ref->variable(v.name), cmp);
+    }
+  }
 }
 
 TEST_CASE("fashion_cnn's flatten and its gradient copy nothing", "[jit]") {
