@@ -565,19 +565,22 @@ void layout() {
     // reshape
     c.out(c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 91}}})), kExact, diff);
     c.out(c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 13, 1, 7}}})), kExact, diff);
-    // Reshapes of intermediate values are views (no copy): one, one of another, and one whose
-    // operand is read again after it; a reshape of an output stays a copy.
+    // Reshapes of intermediate values of 64 KiB or more are views (no copy): one, one of
+    // another, and one whose operand is read again after it; a reshape of an output, or of
+    // a small value, stays a copy.
     if (dt == DType::kF32) {
-      const ValueId t = c.op("transpose", {x});  // [13, 7, B], made in the arena
-      const ValueId v1 = c.op("reshape", {t}, make_attrs({{"shape", Ints{91, B}}}));
-      const ValueId v2 = c.op("reshape", {v1}, make_attrs({{"shape", Ints{B, 91}}}));
+      const ValueId xl = c.input({B, 70, 97});    // 80 KB at batch 3
+      const ValueId t = c.op("transpose", {xl});  // [97, 70, B], made in the arena
+      const ValueId v1 = c.op("reshape", {t}, make_attrs({{"shape", Ints{6790, B}}}));
+      const ValueId v2 = c.op("reshape", {v1}, make_attrs({{"shape", Ints{B, 6790}}}));
       c.out(c.op("neg", {v2}), kExact, true);
-      c.out(c.op("add", {c.op("reshape", {c.op("neg", {x})}, make_attrs({{"shape", Ints{B, 91}}})),
-                         c.op("reshape", {x}, make_attrs({{"shape", Ints{B, 91}}}))}),
+      c.out(c.op("add", {c.op("reshape", {c.op("neg", {xl})}, make_attrs({{"shape", Ints{B, 6790}}})),
+                         c.op("reshape", {xl}, make_attrs({{"shape", Ints{B, 6790}}}))}),
             kExact, true);
-      const ValueId shown = c.op("transpose", {x4});
+      c.out(c.op("exp", {c.op("reshape", {c.op("neg", {x})}, make_attrs({{"shape", Ints{B, 91}}}))}), kExact, true);
+      const ValueId shown = c.op("transpose", {xl});
       c.out(shown, kExact, true);
-      c.out(c.op("reshape", {shown}, make_attrs({{"shape", Ints{7, 30}}})), kExact, true);
+      c.out(c.op("reshape", {shown}, make_attrs({{"shape", Ints{70, B, 97}}})), kExact, true);
       ir::Program program = ir::lower_to_program(c.graph(), 3);
       const codegen::detail::FusionPlan plan = codegen::detail::plan_fusion(program);
       int views = 0;
@@ -587,7 +590,7 @@ void layout() {
         CHECK(program.buffers[of].last >= program.buffers[view].last);
         CHECK(!program.buffers[of].pinned());
       }
-      CHECK(views == 3);  // v1, v2 and the reshape of neg(x); not the reshapes of x or of an output
+      CHECK(views == 3);  // v1, v2 and the reshape of neg(xl); not those of an input, an output or neg(x)
     }
     // transpose: every permutation of rank 3, the default, and rank 4
     Ints perm{0, 1, 2};
