@@ -210,6 +210,7 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
   // (kiln_k_matmul_chained), so C is never stored: a large weight gradient goes straight into
   // the optimizer's update instead of to memory and back. What the matmul reads must then
   // live until the loop's place.
+  std::set<std::size_t> chained_loops;  // a loop takes one matmul's blocks
   for (std::size_t m = 0; m < n; ++m) {
     if (!plain_matmul(m)) continue;
     const ir::Instruction& mm = p.instructions[m];
@@ -223,10 +224,10 @@ FusionPlan plan_fusion(ir::Program& p, std::size_t chain_min_bytes) {
       one_loop = one_loop && elementwise && (!loop || *loop == root[r]);
       loop = root[r];
     }
-    if (!one_loop || plan.chained_matmul.contains(*loop)) continue;
+    if (!one_loop || chained_loops.contains(*loop)) continue;
     if (p.buffers[p.instructions[*loop].result].dims != p.buffers[c].dims) continue;
     plan.chain_root[m] = *loop;
-    plan.chained_matmul[*loop] = m;
+    chained_loops.insert(*loop);
     dead.push_back(c);
     std::vector<ir::BufferId> reads = mm.operands;
     if (e != plan.epilogues.end()) {

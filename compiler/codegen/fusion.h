@@ -52,9 +52,8 @@ struct FusionPlan {
   std::map<std::size_t, std::size_t> consumer;
   // A matmul whose C (its epilogue's result, if it has one) is read by one elementwise loop
   // of C's shape alone, and is large enough, runs at that loop's place and calls the loop's code on each block of C
-  // as it is made (kiln_k_matmul_chained): C is not stored. Matmul -> the loop's root, and back.
+  // as it is made (kiln_k_matmul_chained): C is not stored. Matmul -> the loop's root.
   std::map<std::size_t, std::size_t> chain_root;
-  std::map<std::size_t, std::size_t> chained_matmul;
   // A reshape's result that shares its operand's bytes in the arena (no copy): result ->
   // the buffer whose bytes it uses.
   std::map<ir::BufferId, ir::BufferId> views;

@@ -470,12 +470,14 @@ struct ModuleBuilder::Impl {
                                          llvm::FunctionType::get(void_t(), {ptr_t(), i64_t()}, false));
       b.CreateCall(mark, {f->getArg(2), i64c(-1)});
     }
+    std::map<std::size_t, std::size_t> chained_at;  // loop root -> the matmul that runs there
+    for (const auto& [matmul, root] : s.plan.chain_root) chained_at[root] = matmul;
     for (std::size_t i = 0; i < p.instructions.size(); ++i) {
       if (s.plan.inlined[i] || s.plan.absorbed[i] || s.plan.chain_root.contains(i)) continue;
       const ir::Instruction& inst = p.instructions[i];
       const OpClass cls = op_class(op_name(inst));
       if (cls == OpClass::kSource) continue;
-      if (const auto chained = s.plan.chained_matmul.find(i); chained != s.plan.chained_matmul.end()) {
+      if (const auto chained = chained_at.find(i); chained != chained_at.end()) {
         emit_kernel(b, f, s, chained->second, report);  // the matmul, calling this loop's code
         ++report.loops;
         ++report.chains;
