@@ -5,8 +5,9 @@
 // packed A sliver (6 floats a step) and B sliver (16 floats a step, in L1). Packing pads edge
 // slivers with zeros, so the micro-kernel always runs full tiles; only its store is clipped.
 // A non-transposed B is packed by the first micro-tile of each sliver as it runs, or, for at
-// most 64 rows of C, not packed at all; with at most 64 columns of C, A is read in place
-// instead of packed.
+// most 64 rows of C, not packed at all — unless its rows are a multiple of 4 KB apart, where
+// each sliver is packed into one reused buffer; with at most 64 columns of C, A is read in
+// place instead of packed.
 // With AVX-512 at compile time the tile is 8×16 in 8 zmm registers (one B load and eight
 // FMAs with their A broadcasts folded in a step, edges through masked stores; A slivers hold
 // 8 floats a step): on Zen 4 the ymm kernel's step of 12 FMAs, 6 broadcasts and 2 loads keeps
@@ -66,6 +67,11 @@ constexpr Index kInPlaceBBytes = Index{384} << 10;
 // MLP's k = 784), its A sliver streaming from L2.
 constexpr Index kInPlaceBMaxRows = 64;
 constexpr Index kFewRowsKc = 1024;
+// When B's rows are a multiple of 4 KB apart and C has at most kInPlaceBMaxRows rows, B is
+// packed one sliver at a time into one reused buffer, in KC blocks of up to kFewRowsKc, and
+// the packing micro-tile prefetches B's rows this many ahead into L2, on into the next
+// sliver's (see PackAhead).
+constexpr Index kPackAheadRows = 64;
 static_assert(kMc % kMr == 0 && kNc % kNr == 0, "cache blocks must hold whole micro-tiles");
 static_assert(kInPlaceBMaxRows <= kMc, "gemm_few_rows packs all its rows of A as one block");
 static_assert(kOffsetMr == KILN_SGEMM_MR && kNr == KILN_SGEMM_NR, "gemm.h publishes the offset micro-tile");
@@ -95,7 +101,11 @@ Index packed_b_floats(Index n, Index k) {
   const Index blocked = min_index(round_up(n, kNr), kNc) * min_index(k, kKc);
   // With A read in place, B may be packed whole (see gemm_block): up to kInPlaceBBytes.
   const Index whole = min_index(round_up(n, kNr) * k, kInPlaceBBytes / Index{sizeof(float)});
-  return blocked > whole ? blocked : whole;
+  // A few rows of C against a B whose rows are 4 KB apart: the reused sliver and, after it,
+  // a last narrower one.
+  const Index sliver_pair = 2 * kNr * min_index(k, kFewRowsKc);
+  const Index larger = blocked > whole ? blocked : whole;
+  return larger > sliver_pair ? larger : sliver_pair;
 }
 
 #if KILN_GEMM_AVX2
@@ -251,6 +261,17 @@ void store_partial(const float* tile, float* c, Index ldc, float alpha, float be
 }
 #endif
 
+// The prefetches of a micro-tile that packs the sliver of B it reads (B in place, rows ldb
+// apart, beyond the hardware prefetchers): one into L2 each step, of `first` + p·ldb for
+// steps p < switch_at, then of `next` + (p − switch_at)·ldb (none when next is null). The
+// tile of a large block fetches the sliver after next, row for row ({B + 2·NR, kc, null});
+// a few rows' tile runs kPackAheadRows ahead in its own sliver and on into the next one.
+struct PackAhead {
+  const float* first;
+  Index switch_at;
+  const float* next;
+};
+
 #if KILN_GEMM_AVX512
 
 // The MR×16 accumulator tile: one zmm register a row.
@@ -288,16 +309,20 @@ template <Index Rows>
 // With pack_out: B is read in place (stride b_stride) and each of its kc rows of 16 floats is
 // also stored to pack_out, the packed sliver that the next micro-tiles of this column read.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, PackAhead ahead = {},
+                  bool prefetch_ahead = false) {
   Tile t;
   for (__m512& row : t) row = _mm512_setzero_ps();
   for (Index i = 0; i < mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  const float* fetch = ahead.first;
   for (Index p = 0; p < kc; ++p) {
     const __m512 bv = _mm512_loadu_ps(b);
     if (pack_out != nullptr) {
-      // B in place: its rows are a page apart, beyond the hardware prefetchers, so fetch this
-      // row of the sliver after next into L2 while this one computes.
-      _mm_prefetch(reinterpret_cast<const char*>(b + 2 * kNr), _MM_HINT_T1);
+      if (p == ahead.switch_at) fetch = ahead.next;
+      if (fetch != nullptr) {
+        _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
+        fetch += b_stride;
+      }
       _mm512_storeu_ps(pack_out, bv);
       pack_out += kNr;
     } else {
@@ -415,17 +440,21 @@ template <typename RowA>
 // With pack_out: B is read in place (stride b_stride) and each of its kc rows of 16 floats is
 // also stored to pack_out, the packed sliver that the next micro-tiles of this column read.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, PackAhead ahead = {},
+                  bool prefetch_ahead = false) {
   Tile t;
   for (auto& row : t) row[0] = row[1] = _mm256_setzero_ps();
   for (Index i = 0; i < mr; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  const float* fetch = ahead.first;
   for (Index p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
     if (pack_out != nullptr) {
-      // B in place: its rows are a page apart, beyond the hardware prefetchers, so fetch this
-      // row of the sliver after next into L2 while this one computes.
-      _mm_prefetch(reinterpret_cast<const char*>(b + 2 * kNr), _MM_HINT_T1);
+      if (p == ahead.switch_at) fetch = ahead.next;
+      if (fetch != nullptr) {
+        _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
+        fetch += b_stride;
+      }
       _mm256_store_ps(pack_out, b0);
       _mm256_store_ps(pack_out + 8, b1);
       pack_out += kNr;
@@ -525,8 +554,9 @@ void offset_tile(const float* a_base, const Index* off, Index a_step, const floa
 // Portable path: the same tile, written so that a compiler can vectorise the j loop for
 // whatever vector width the target has.
 void micro_kernel(Index kc, const float* a, const float* b, Index b_stride, float* c, Index ldc, float alpha,
-                  float beta, Index mr, Index nr, float* pack_out = nullptr, bool prefetch_ahead = false) {
-  (void)prefetch_ahead;
+                  float beta, Index mr, Index nr, float* pack_out = nullptr, PackAhead ahead = {},
+                  bool prefetch_ahead = false) {
+  (void)ahead, (void)prefetch_ahead;
   float tile[kMr * kNr] = {};
   for (Index p = 0; p < kc; ++p) {
     if (pack_out != nullptr)
@@ -610,7 +640,7 @@ void gemm_few_rows(bool trans_a, Index m0, Index m1, Index n0, Index n1, Index k
       }
       for (Index ir = 0; ir < rows; ir += kMr) {
         micro_kernel(kc, packed_a + ir * kc, sliver, stride, c + (m0 + ir) * ldc + jr, ldc, alpha, block_beta,
-                     min_index(kMr, rows - ir), nr, nullptr, ir == 0 && stride == ldb);
+                     min_index(kMr, rows - ir), nr, nullptr, {}, ir == 0 && stride == ldb);
       }
     }
   }
@@ -666,15 +696,25 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
   // FMAs, and it prefetches the sliver after next (bench_gemm, one core: 64x784x256 went
   // from 85.6 to 104 GFLOP/s with the AVX2 kernel; docs/performance.md).
   const bool fused = !trans_b;
+  // A few rows here means B's rows are a multiple of 4 KB apart (see above): each sliver is
+  // packed into the one buffer that its few micro-tiles then read, in KC blocks of up to
+  // kFewRowsKc (fewer passes over C), and the packing tile prefetches kPackAheadRows rows
+  // ahead, on into the next sliver, instead of the sliver after next, whose 4 KB-strided
+  // rows crowd into a few L2 sets (64x3136x1024: 1.02x on one thread, 1.06x on two; the
+  // whole B packed once beforehand ran 1.03x; docs/performance.md).
+  const bool few_rows = fused && m1 - m0 <= kInPlaceBMaxRows;
+  const Index block_kc = few_rows ? balanced_step(k, kFewRowsKc, 8) : kc_step;
   for (Index jc = n0; jc < n1; jc += nc_step) {
     const Index nc = min_index(nc_step, n1 - jc);
-    for (Index pc = 0; pc < k; pc += kc_step) {
-      const Index kc = min_index(kc_step, k - pc);
+    const Index full = nc / kNr * kNr;  // columns in whole slivers
+    for (Index pc = 0; pc < k; pc += block_kc) {
+      const Index kc = min_index(block_kc, k - pc);
+      // Where sliver jr is packed; a few rows' slivers all share the first.
+      auto sliver_at = [&](Index jr) { return few_rows ? packed_b + (jr < full ? 0 : kNr * kc) : packed_b + jr * kc; };
       // The first KC block applies beta; later ones accumulate onto it.
       const float block_beta = pc == 0 ? beta : 1.0f;
       if (fused) {  // only the last, narrower sliver is packed up front
-        const Index full = nc / kNr * kNr;
-        if (full < nc) pack_b(false, b, ldb, pc, kc, jc + full, nc - full, packed_b + full * kc);
+        if (full < nc) pack_b(false, b, ldb, pc, kc, jc + full, nc - full, sliver_at(full));
       } else {
         pack_b(trans_b, b, ldb, pc, kc, jc, nc, packed_b);
       }
@@ -683,16 +723,27 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
         pack_a(trans_a, a, lda, ic, mc, pc, kc, packed_a);
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index nr = min_index(kNr, nc - jr);
+          float* sliver = sliver_at(jr);
           Index ir = 0;
           if (fused && ic == m0 && nr == kNr) {  // the first micro-tile packs the sliver it reads
-            micro_kernel(kc, packed_a, b + pc * ldb + jc + jr, ldb, c + ic * ldc + jc + jr, ldc, alpha, block_beta,
-                         min_index(kMr, mc), nr, packed_b + jr * kc);
+            const float* in_place = b + pc * ldb + jc + jr;
+            PackAhead ahead{in_place + 2 * kNr, kc, nullptr};
+            if (few_rows) {
+              // The stream runs on into the next full sliver, or the next KC block's first.
+              const float* next = jr + 2 * kNr <= full ? in_place + kNr
+                                  : pc + kc < k        ? b + (pc + kc) * ldb + jc
+                                                       : nullptr;
+              ahead = kc > kPackAheadRows ? PackAhead{in_place + kPackAheadRows * ldb, kc - kPackAheadRows, next}
+                                          : PackAhead{next, 0, next};
+            }
+            micro_kernel(kc, packed_a, in_place, ldb, c + ic * ldc + jc + jr, ldc, alpha, block_beta,
+                         min_index(kMr, mc), nr, sliver, ahead);
             ir = kMr;
           }
           for (; ir < mc; ir += kMr) {
             const Index mr = min_index(kMr, mc - ir);
-            micro_kernel(kc, packed_a + ir * kc, packed_b + jr * kc, kNr, c + (ic + ir) * ldc + jc + jr, ldc, alpha,
-                         block_beta, mr, nr);
+            micro_kernel(kc, packed_a + ir * kc, sliver, kNr, c + (ic + ir) * ldc + jc + jr, ldc, alpha, block_beta, mr,
+                         nr);
           }
         }
       }

@@ -212,6 +212,41 @@ TEST_CASE("gemm split over threads matches the naive product", "[gemm]") {
         }
 }
 
+TEST_CASE("gemm with a few rows and B rows 4 KB apart packs one sliver at a time", "[gemm]") {
+  KILN_FOR_EACH_GEMM_COPY();
+  // 9 to 64 rows of C and a non-transposed B whose rows are a multiple of 4 KB apart: each
+  // sliver is packed by its first micro-tile into one reused buffer, in KC blocks of up to
+  // 1024, prefetching 64 rows ahead into the next sliver or KC block. k = 40 is shorter
+  // than that distance; k = 2100 takes three KC blocks; 1000 columns with ldb = 1024 end
+  // in a narrower sliver packed beside the reused one.
+  struct Shape {
+    Index m, n, k, pad;
+  };
+  const Shape shapes[] = {
+      {9, 1024, 40, 0}, {40, 1024, 300, 0}, {64, 1024, 2100, 0}, {17, 1000, 777, 24}, {33, 2048, 65, 0}};
+  for (const Shape& s : shapes)
+    for (float beta : {0.0f, 0.5f}) {
+      GemmCase g;
+      g.m = s.m;
+      g.n = s.n;
+      g.k = s.k;
+      g.pad = s.pad;
+      g.beta = beta;
+      check_gemm(g);
+    }
+  // Split over threads: column blocks of the same B, each still 4 KB a row.
+  for (int threads : {2, 3}) {
+    GemmCase g;
+    g.m = 64;
+    g.n = 1024;
+    g.k = 700;
+    g.alpha = 1.5f;
+    g.beta = 0.5f;
+    g.threads = threads;
+    check_gemm(g);
+  }
+}
+
 TEST_CASE("gemm reports its micro-kernel", "[gemm]") {
 #if defined(__x86_64__)
   // kernels/CMakeLists.txt builds the native GEMM twice on x86-64; the AVX-512 copy is the
