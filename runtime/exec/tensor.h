@@ -1,5 +1,6 @@
 // A host tensor: element type, concrete dimensions (the batch dimension is a real size
-// here), and 64-byte-aligned row-major storage. What executors take in and give back.
+// here), and 64-byte-aligned row-major storage (from 2 MiB up, a block of its own pages,
+// transparent huge pages where the kernel gives them). What executors take in and give back.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +35,10 @@ class Tensor {
 
  private:
   struct Free {
+    Free() noexcept : mapped(0) {}
+    explicit Free(std::size_t bytes) noexcept : mapped(bytes) {}
     void operator()(void* p) const;
+    std::size_t mapped;  // bytes of a block of its own pages (mmap), or 0: from aligned_alloc
   };
   ir::DType dtype_ = ir::DType::kF32;
   std::vector<std::int64_t> dims_;
