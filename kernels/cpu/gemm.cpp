@@ -702,7 +702,8 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
   // ahead, on into the next sliver, instead of the sliver after next, whose 4 KB-strided
   // rows crowd into a few L2 sets (64x3136x1024: 1.02x on one thread, 1.06x on two; the
   // whole B packed once beforehand ran 1.03x; docs/performance.md).
-  const bool few_rows = fused && m1 - m0 <= kInPlaceBMaxRows;
+  // (One block of rows, so all the micro-tiles of a sliver run before the next is packed.)
+  const bool few_rows = fused && m1 - m0 <= kInPlaceBMaxRows && m1 - m0 <= mc_step;
   const Index block_kc = few_rows ? balanced_step(k, kFewRowsKc, 8) : kc_step;
   for (Index jc = n0; jc < n1; jc += nc_step) {
     const Index nc = min_index(nc_step, n1 - jc);

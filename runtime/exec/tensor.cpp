@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -27,15 +28,20 @@ namespace {
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
 // A zero-filled block of at least `size` bytes, 2 MiB-aligned, in its own mapping marked for
-// huge pages; `mapped` receives its length. Null if the mapping fails.
+// huge pages; `mapped` receives its length. Null if the mapping fails or `size` is absurd.
 void* map_huge(std::size_t size, std::size_t& mapped) {
-  const std::size_t length = (size + kHugePage - 1) / kHugePage * kHugePage;
-  void* block = mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  if (page == 0 || page > kHugePage || size > SIZE_MAX - 2 * kHugePage) return nullptr;
+  // Whole small pages: a last stretch shorter than 2 MiB stays on small pages (its range is
+  // not a whole huge page of the mapping), so a tensor just over a multiple of 2 MiB does
+  // not fault in a whole huge page for its last bytes.
+  const std::size_t length = (size + page - 1) / page * page, reserved = length + kHugePage;
+  void* block = mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (block == MAP_FAILED) return nullptr;
-  // Keep the 2 MiB-aligned `length` bytes inside and give back the rest on either side.
+  // Keep `length` bytes from the first 2 MiB boundary and give back the rest on either side.
   const auto first = reinterpret_cast<std::uintptr_t>(block);
   const std::uintptr_t start = (first + kHugePage - 1) / kHugePage * kHugePage;
-  const std::size_t head = start - first, tail = kHugePage - head;
+  const std::size_t head = start - first, tail = reserved - head - length;
   if (head > 0) munmap(block, head);
   if (tail > 0) munmap(reinterpret_cast<void*>(start + length), tail);
 #ifdef MADV_HUGEPAGE

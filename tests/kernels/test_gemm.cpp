@@ -49,13 +49,20 @@ void check_gemm(const GemmCase& g) {
   auto op_b = [&](Index p, Index j) { return double(g.trans_b ? b[j * ldb + p] : b[p * ldb + j]); };
 
   const int threads = g.threads;
-  std::vector<unsigned char> workspace(kiln_sgemm_workspace_size(g.m, g.n, g.k) * threads + 1);
+  // The workspace the size functions ask for, then a guard band that must stay untouched.
+  constexpr std::size_t kGuard = 64 << 10;
+  const std::size_t workspace_bytes = kiln_sgemm_workspace_size(g.m, g.n, g.k) * threads + 1;
+  std::vector<unsigned char> workspace(workspace_bytes + kGuard, 0xab);
   if (threads == 1)
     kiln_sgemm(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, a.data(), lda, b.data(), ldb, g.beta, c.data(), ldc,
                workspace.data());
   else
     kiln_sgemm_threaded(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, a.data(), lda, b.data(), ldb, g.beta, c.data(),
                         ldc, workspace.data(), threads);
+
+  std::size_t guard_touched = 0;
+  for (std::size_t i = workspace_bytes; i < workspace.size(); ++i) guard_touched += workspace[i] != 0xab;
+  CHECK(guard_touched == 0);
 
   Index failures = 0;
   for (Index i = 0; i < g.m; ++i) {
@@ -218,33 +225,36 @@ TEST_CASE("gemm with a few rows and B rows 4 KB apart packs one sliver at a time
   // sliver is packed by its first micro-tile into one reused buffer, in KC blocks of up to
   // 1024, prefetching 64 rows ahead into the next sliver or KC block. k = 40 is shorter
   // than that distance; k = 2100 takes three KC blocks; 1000 columns with ldb = 1024 end
-  // in a narrower sliver packed beside the reused one.
+  // in a narrower sliver packed beside the reused one; 8 and 15 columns are that narrow
+  // sliver alone (A packed: transposed, or alpha != 1), the case that sizes the workspace.
   struct Shape {
     Index m, n, k, pad;
+    bool trans_a;
+    float alpha;
   };
-  const Shape shapes[] = {
-      {9, 1024, 40, 0}, {40, 1024, 300, 0}, {64, 1024, 2100, 0}, {17, 1000, 777, 24}, {33, 2048, 65, 0}};
-  for (const Shape& s : shapes)
-    for (float beta : {0.0f, 0.5f}) {
-      GemmCase g;
-      g.m = s.m;
-      g.n = s.n;
-      g.k = s.k;
-      g.pad = s.pad;
-      g.beta = beta;
-      check_gemm(g);
-    }
-  // Split over threads: column blocks of the same B, each still 4 KB a row.
-  for (int threads : {2, 3}) {
+  const Shape shapes[] = {{9, 1024, 40, 0, false, 1.0f},    {40, 1024, 300, 0, false, 1.0f},
+                          {64, 1024, 2100, 0, false, 1.0f}, {17, 1000, 777, 24, false, 1.0f},
+                          {33, 2048, 65, 0, false, 1.0f},   {24, 1024, 1500, 0, true, 1.0f},
+                          {33, 8, 1024, 1016, true, 1.0f},  {17, 15, 1025, 1009, false, 1.5f}};
+  auto run = [](const Shape& s, float beta, int threads) {
     GemmCase g;
-    g.m = 64;
-    g.n = 1024;
-    g.k = 700;
-    g.alpha = 1.5f;
-    g.beta = 0.5f;
+    g.m = s.m;
+    g.n = s.n;
+    g.k = s.k;
+    g.pad = s.pad;
+    g.trans_a = s.trans_a;
+    g.alpha = s.alpha;
+    g.beta = beta;
     g.threads = threads;
     check_gemm(g);
-  }
+  };
+  for (const Shape& s : shapes)
+    for (float beta : {0.0f, 0.5f}) run(s, beta, 1);
+  // Split over threads: column blocks of the same B, each still 4 KB a row; and row blocks
+  // (more tiles of rows than of columns).
+  for (int threads : {2, 3})
+    for (const Shape& s : {Shape{64, 1024, 700, 0, false, 1.5f}, Shape{64, 24, 700, 1000, false, 1.5f}})
+      run(s, 0.5f, threads);
 }
 
 TEST_CASE("gemm reports its micro-kernel", "[gemm]") {
