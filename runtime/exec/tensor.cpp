@@ -5,7 +5,7 @@
 // MADV_HUGEPAGE (this Debian's transparent huge pages are in `madvise` mode): the JIT's
 // arena, the CNN's dense weights and their optimizer state then take one TLB entry per
 // 2 MiB rather than per 4 KiB. fashion_cnn's training step touches some 290 MB, far past the
-// reach of the 4 KiB TLB entries, and ran about 5% faster so (docs/performance.md). Taken
+// reach of the 4 KiB TLB entries, and ran about 4% faster so (docs/performance.md). Taken
 // from malloc, such blocks come from memory the process has already touched in small pages
 // (glibc's heap, once its mmap threshold has grown), which gets no huge pages.
 #include "runtime/exec/tensor.h"
