@@ -700,8 +700,9 @@ void gemm_block(bool trans_a, bool trans_b, Index m0, Index m1, Index n0, Index 
   // packed into the one buffer that its few micro-tiles then read, in KC blocks of up to
   // kFewRowsKc (fewer passes over C), and the packing tile prefetches kPackAheadRows rows
   // ahead, on into the next sliver, instead of the sliver after next, whose 4 KB-strided
-  // rows crowd into a few L2 sets (64x3136x1024: 1.02x on one thread, 1.06x on two; the
-  // whole B packed once beforehand ran 1.03x; docs/performance.md).
+  // rows crowd into a few L2 sets (64x3136x1024, bench_gemm --paired, Kiln / oneDNN: one
+  // thread 0.91-0.99 before, 1.00-1.01 after; two threads 0.88-0.95, 0.91-1.00;
+  // docs/performance.md).
   // (One block of rows, so all the micro-tiles of a sliver run before the next is packed.)
   const bool few_rows = fused && m1 - m0 <= kInPlaceBMaxRows && m1 - m0 <= mc_step;
   const Index block_kc = few_rows ? balanced_step(k, kFewRowsKc, 8) : kc_step;
