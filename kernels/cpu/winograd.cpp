@@ -217,16 +217,19 @@ inline void product_tile(const float* a, Index a_row, Index a_step, const float*
     c5 += ai * bp;
   }
   const Row acc[kMr] = {c0, c1, c2, c3, c4, c5};
-  for (Index i = 0; i < kMr; ++i) {  // a constant trip count: acc[i] with a variable i would put acc in memory
-    if (i >= mr) break;
-    float* row = c + i * ldc;
-    if (kAccumulate) {
-      Row old;
-      std::memcpy(&old, row, sizeof old);
-      const Row sum = old + acc[i];
-      std::memcpy(row, &sum, sizeof sum);
-    } else {
-      std::memcpy(row, &acc[i], sizeof acc[i]);
+  // A constant trip count and no early exit, so that the loop unrolls under every tuning:
+  // acc[i] with a variable i would put acc in memory (gemm.cpp's store_tile).
+  for (Index i = 0; i < kMr; ++i) {
+    if (i < mr) {
+      float* row = c + i * ldc;
+      if (kAccumulate) {
+        Row old;
+        std::memcpy(&old, row, sizeof old);
+        const Row sum = old + acc[i];
+        std::memcpy(row, &sum, sizeof sum);
+      } else {
+        std::memcpy(row, &acc[i], sizeof acc[i]);
+      }
     }
   }
 }
