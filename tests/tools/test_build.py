@@ -195,9 +195,9 @@ def main() -> int:
             check((art / f).is_file(), f"{f} exists")
 
         # The generated C compiles without a warning under -Wall -Wextra (a service's strict build
-        # may compile NAME_runtime.c itself), the library's part also as ISO C11.
+        # may compile NAME_runtime.c itself), the library's part and the predictor's also as ISO C11.
         for f in (f"{NAME}_runtime.c", f"{NAME}_smoke.c", f"{NAME}_bench.c", f"{NAME}_main.c"):
-            std = ["-std=c11"] if f.endswith("_runtime.c") else []
+            std = ["-std=c11"] if f.endswith(("_runtime.c", "_main.c")) else []
             strict = run([cc, *std, "-Wall", "-Wextra", "-Werror", "-c", f, "-o", str(tmp / "strict.o")], env,
                          expect=None, cwd=str(art))
             check(strict.returncode == 0, f"{cc} {' '.join(std)} -Wall -Wextra -Werror {f}: {strict.stderr.strip()[:300]}")

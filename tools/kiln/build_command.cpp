@@ -684,12 +684,26 @@ static int @P@_check_weights(const unsigned char* w, int full) {
 
 /* ---- the feature pipeline ---- */
 
+/* The reason, on one line whatever the cells it quotes hold: control bytes as \xNN. */
 static void @P@_reason(char* why, size_t why_len, const char* format, ...) {
+  char raw[512];
+  size_t o = 0;
   va_list args;
   if (why == NULL || why_len == 0) return;
   va_start(args, format);
-  vsnprintf(why, why_len, format, args);
+  vsnprintf(raw, sizeof raw, format, args);
   va_end(args);
+  for (const unsigned char* p = (const unsigned char*)raw; *p != 0 && o + 1 < why_len; ++p) {
+    if (*p >= 0x20 && *p != 0x7f) {
+      why[o++] = (char)*p;
+    } else if (o + 5 < why_len) {
+      snprintf(why + o, 5, "\\x%02x", *p);
+      o += 4;
+    } else {
+      break;
+    }
+  }
+  why[o] = 0;
 }
 
 /* Trims spaces and tabs; returns 1 when the cell is missing (NULL or empty). */
@@ -1299,9 +1313,11 @@ const char* kMainSource = R"C(/* @P@_main.c: the standalone predictor, generated
  * @UP@_MAX_BATCH rows and writes one prediction per record, as `kiln predict` does. Records
  * the pipeline rejects are reported on standard error and skipped.
  */
+#define _POSIX_C_SOURCE 200809L /* getline, also under -std=c11 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "@P@.h"
 
@@ -1341,7 +1357,9 @@ static void push(offsets_t* o, size_t v) {
   o->at[o->count++] = v;
 }
 
-/* One RFC 4180 record: fields NUL-terminated in `text` at `fields`. Returns 0 at the end. */
+/* One RFC 4180 record: fields NUL-terminated in `text` at `fields`. Returns 1 for a record
+ * (*malformed says why it is not one, or is NULL), 0 at the end, and 2 for a quote still open
+ * at the end of the file (opened in the record that starts on *start_line). */
 static int next_csv(FILE* in, long* line, text_t* text, offsets_t* fields, long* start_line, const char** malformed) {
   int c;
   for (;;) {
@@ -1368,15 +1386,13 @@ static int next_csv(FILE* in, long* line, text_t* text, offsets_t* fields, long*
     if (c == '"' && text->len == fields->at[fields->count - 1]) {
       for (;;) {
         c = getc(in);
-        if (c == EOF) {
-          fprintf(stderr, "@P@: line %ld: error: unterminated quote\n", *start_line);
-          exit(1);
-        }
+        if (c == EOF) return 2;
         if (c == '\n') ++*line;
         if (c == '"') {
           c = getc(in);
           if (c != '"') break;
         }
+        if (c == 0) *malformed = "a NUL byte in a field";
         put(text, (char)c);
       }
       if (c != ',' && c != '\n' && c != '\r' && c != EOF) *malformed = "text after a closing quote";
@@ -1402,6 +1418,7 @@ static int next_csv(FILE* in, long* line, text_t* text, offsets_t* fields, long*
       put(text, 0);
       return 1;
     }
+    if (c == 0) *malformed = "a NUL byte in a field";
     put(text, (char)c);
     c = getc(in);
   }
@@ -1424,11 +1441,29 @@ static void utf8(text_t* t, unsigned u) {
   } else if (u < 0x800) {
     put(t, (char)(0xC0 | (u >> 6)));
     put(t, (char)(0x80 | (u & 0x3F)));
-  } else {
+  } else if (u < 0x10000) {
     put(t, (char)(0xE0 | (u >> 12)));
     put(t, (char)(0x80 | ((u >> 6) & 0x3F)));
     put(t, (char)(0x80 | (u & 0x3F)));
+  } else {
+    put(t, (char)(0xF0 | (u >> 18)));
+    put(t, (char)(0x80 | ((u >> 12) & 0x3F)));
+    put(t, (char)(0x80 | ((u >> 6) & 0x3F)));
+    put(t, (char)(0x80 | (u & 0x3F)));
   }
+}
+
+/* The four hex digits of a backslash-u escape; -1 (reading no further than a NUL) if they are not. */
+static long hex4(json_t* j) {
+  long u = 0;
+  for (int i = 0; i < 4; ++i) {
+    const char h = *j->s;
+    const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    u = u * 16 + d;
+    ++j->s;
+  }
+  return u;
 }
 
 static void json_string(json_t* j, text_t* t) {
@@ -1450,13 +1485,18 @@ static void json_string(json_t* j, text_t* t) {
       case 'r': put(t, '\r'); break;
       case 'b': put(t, '\b'); break;
       case 'f': put(t, '\f'); break;
-      case 'u': {
-        unsigned u = 0;
-        for (int i = 0; i < 4; ++i) {
-          char h = *j->s++;
-          u = u * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : (h | 32) - 'a' + 10);
+      case 'u': { /* a surrogate pair makes one code point; NUL and lone surrogates are refused */
+        long u = hex4(j);
+        if (u >= 0xD800 && u < 0xDC00 && j->s[0] == '\\' && j->s[1] == 'u') {
+          j->s += 2;
+          const long low = hex4(j);
+          u = low >= 0xDC00 && low < 0xE000 ? 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00) : -1;
         }
-        utf8(t, u);
+        if (u <= 0 || (u >= 0xD800 && u < 0xE000)) {
+          j->ok = 0;
+          return;
+        }
+        utf8(t, (unsigned)u);
         break;
       }
       case 0: j->ok = 0; return;
@@ -1491,65 +1531,83 @@ static void json_scalar(json_t* j, text_t* t, int* null) {
   put(t, 0);
 }
 
-/* Parses one object into keys and values (offsets into `text`; value SIZE_MAX = null). */
-static int parse_object(const char* line, text_t* text, offsets_t* keys, offsets_t* values) {
-  json_t j = {line, 1};
+/* Whether only white space follows the object's closing brace, to the end of the line's
+ * `len` bytes (a NUL byte inside them ends the text early). */
+static int object_ends_line(json_t* j, const char* line, size_t len) {
+  ++j->s;
+  skip_ws(j);
+  return *j->s == 0 && (size_t)(j->s - line) == len;
+}
+
+/* Parses one object, the line's `len` bytes, into keys and values (offsets into `text`; value
+ * SIZE_MAX = null); 0 if the line is not one, where j->s stopped. */
+static int parse_object_at(json_t* jp, const char* line, size_t len, text_t* text, offsets_t* keys, offsets_t* values) {
   text->len = 0;
   keys->count = values->count = 0;
-  skip_ws(&j);
-  if (*j.s != '{') return 0;
-  ++j.s;
-  skip_ws(&j);
-  if (*j.s == '}') return 1;
+  skip_ws(jp);
+  if (*jp->s != '{') return 0;
+  ++jp->s;
+  skip_ws(jp);
+  if (*jp->s == '}') return object_ends_line(jp, line, len);
   for (;;) {
     size_t key = text->len;
     int null;
-    skip_ws(&j);
-    json_string(&j, text);
-    if (!j.ok) return 0;
-    skip_ws(&j);
-    if (*j.s++ != ':') return 0;
-    skip_ws(&j);
-    if (*j.s == '[') {
+    skip_ws(jp);
+    json_string(jp, text);
+    if (!jp->ok) return 0;
+    skip_ws(jp);
+    if (*jp->s != ':') return 0;
+    ++jp->s;
+    skip_ws(jp);
+    if (*jp->s == '[') {
       size_t base = key, n = 0;
-      ++j.s;
-      skip_ws(&j);
-      while (*j.s != ']') {
+      ++jp->s;
+      skip_ws(jp);
+      while (*jp->s != ']') {
         char name[64];
         size_t k = text->len, v;
         snprintf(name, sizeof name, "_%zu", n++);
-        for (const char* p = text->data + base; *p; ++p) put(text, *p);
+        for (size_t q = base; text->data[q]; ++q) put(text, text->data[q]); /* put may move text->data */
         for (const char* p = name; *p; ++p) put(text, *p);
         put(text, 0);
         v = text->len;
-        json_scalar(&j, text, &null);
-        if (!j.ok) return 0;
+        json_scalar(jp, text, &null);
+        if (!jp->ok) return 0;
         push(keys, k);
         push(values, null ? (size_t)-1 : v);
-        skip_ws(&j);
-        if (*j.s == ',') {
-          ++j.s;
-          skip_ws(&j);
-        } else if (*j.s != ']') {
+        skip_ws(jp);
+        if (*jp->s == ',') {
+          ++jp->s;
+          skip_ws(jp);
+        } else if (*jp->s != ']') {
           return 0;
         }
       }
-      ++j.s;
+      ++jp->s;
     } else {
       size_t v = text->len;
-      json_scalar(&j, text, &null);
-      if (!j.ok) return 0;
+      json_scalar(jp, text, &null);
+      if (!jp->ok) return 0;
       push(keys, key);
       push(values, null ? (size_t)-1 : v);
     }
-    skip_ws(&j);
-    if (*j.s == ',') {
-      ++j.s;
+    skip_ws(jp);
+    if (*jp->s == ',') {
+      ++jp->s;
       continue;
     }
-    if (*j.s == '}') return 1;
+    if (*jp->s == '}') return object_ends_line(jp, line, len);
     return 0;
   }
+}
+
+/* parse_object_at; *column (1-based) says where a line that is not an object goes wrong. */
+static int parse_object(const char* line, size_t len, text_t* text, offsets_t* keys, offsets_t* values,
+                        size_t* column) {
+  json_t j = {line, 1};
+  const int ok = parse_object_at(&j, line, len, text, keys, values);
+  *column = (size_t)(j.s - line) + 1;
+  return ok;
 }
 
 /* ---- batches ---- */
@@ -1633,7 +1691,11 @@ int main(int argc, char** argv) {
   const char* weights_path = NULL;
   void* weights = NULL;
   FILE* in;
-  int rc, jsonl_in;
+  int rc, jsonl_in = 0, status = 0;
+  const char* file = NULL;
+  char* buf = NULL; /* a JSON line */
+  text_t text = {0};
+  offsets_t fields = {0}, keys = {0}, values = {0};
   const char* cells[@UP@_RAW_COLUMNS + 1];
   const char* label_cells[LABELS + 1];
   int present[LABELS + 1] = {0};
@@ -1658,6 +1720,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  /* From here on every way out goes through `done`, which writes what is pending and frees. */
+  in = NULL;
 #if !@UP@_WEIGHTS_EMBEDDED
   {
     static char beside[4096];
@@ -1670,7 +1734,8 @@ int main(int argc, char** argv) {
     rc = weights ? @P@_load_weights(weights_path, weights, @UP@_WEIGHTS_BYTES) : @UP@_E_IO;
     if (rc != 0) {
       fprintf(stderr, "@P@: error: %s: %s\n", weights_path, @P@_strerror(rc));
-      return 1;
+      status = 1;
+      goto done;
     }
   }
 #else
@@ -1679,30 +1744,37 @@ int main(int argc, char** argv) {
   rc = @P@_init(&ctx, workspace, weights);
   if (rc != 0) {
     fprintf(stderr, "@P@: error: %s\n", @P@_strerror(rc));
-    return 1;
+    status = 1;
+    goto done;
   }
   in = path == NULL || strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (in == NULL) {
     fprintf(stderr, "@P@: error: cannot open '%s'\n", path);
-    return 1;
+    status = 1;
+    goto done;
   }
-  const char* file = in == stdin ? "<stdin>" : path;
+  file = in == stdin ? "<stdin>" : path;
   {
     int c = getc(in);
     while (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = getc(in);
     jsonl_in = c == '{' || (path != NULL && (ends_with(path, ".jsonl") || ends_with(path, ".json")));
     if (c != EOF) ungetc(c, in);
   }
-  text_t text = {0};
-  offsets_t fields = {0}, keys = {0}, values = {0};
   if (!jsonl_in) {
     long line = 1, start = 0;
     const char* malformed;
-    int header_fields;
+    int header_fields, got;
     int where[@UP@_RAW_COLUMNS + 1], label_where[LABELS + 1];
-    if (!next_csv(in, &line, &text, &fields, &start, &malformed)) {
-      fprintf(stderr, "%s: error: the file is empty; expected a header row\n", file);
-      return 1;
+    got = next_csv(in, &line, &text, &fields, &start, &malformed);
+    if (got != 1 || malformed != NULL) {
+      if (got == 0)
+        fprintf(stderr, "%s: error: the file is empty; expected a header row\n", file);
+      else if (got == 2)
+        fprintf(stderr, "%s:%ld: error: unterminated quoted field: the quote opened in the header is never closed before the end of the file\n", file, start);
+      else
+        fprintf(stderr, "%s:%ld: error: the header row is malformed: %s\n", file, start, malformed);
+      status = 1;
+      goto done;
     }
     header_fields = (int)fields.count;
     for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) {
@@ -1719,7 +1791,8 @@ int main(int argc, char** argv) {
       }
       if (where[k] < 0) {
         fprintf(stderr, "%s:%ld: error: column '%s' is not in the header\n", file, start, @P@_raw_columns[k]);
-        return 1;
+        status = 1;
+        goto done;
       }
     }
     for (int k = 0; k < LABELS; ++k) {
@@ -1728,7 +1801,15 @@ int main(int argc, char** argv) {
         if (strcmp(text.data + fields.at[f], label_names[k]) == 0) label_where[k] = (int)f;
       present[k] = label_where[k] >= 0;
     }
-    while (next_csv(in, &line, &text, &fields, &start, &malformed)) {
+    while ((got = next_csv(in, &line, &text, &fields, &start, &malformed)) != 0) {
+      if (got == 2) { /* every record before it is predicted (at done) */
+        fprintf(stderr,
+                "%s:%ld: error: unterminated quoted field: the quote opened in the record on line %ld is never "
+                "closed before the end of the file\n",
+                file, start, start);
+        status = 1;
+        break;
+      }
       if (malformed != NULL) {
         fprintf(stderr, "%s:%ld: skipped: %s\n", file, start, malformed);
         continue;
@@ -1743,17 +1824,18 @@ int main(int argc, char** argv) {
       record(file, start, cells, label_cells, present);
     }
   } else {
-    char* buf = NULL;
     size_t cap = 0;
     long line = 0;
     ssize_t got;
     while ((got = getline(&buf, &cap, in)) >= 0) {
+      size_t column;
       ++line;
       const char* p = buf;
       while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') ++p;
-      if (*p == 0) continue;
-      if (!parse_object(buf, &text, &keys, &values)) {
-        fprintf(stderr, "%s:%ld: skipped: not a JSON object of scalars and arrays\n", file, line);
+      if (*p == 0 && (size_t)(p - buf) == (size_t)got) continue;
+      if (!parse_object(buf, (size_t)got, &text, &keys, &values, &column)) {
+        fprintf(stderr, "%s:%ld: skipped: not one JSON object of scalars and arrays (at column %zu)\n", file, line,
+                column);
         continue;
       }
       for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) {
@@ -1773,16 +1855,17 @@ int main(int argc, char** argv) {
       }
       record(file, line, cells, label_cells, present);
     }
-    free(buf);
   }
+done:
   flush();
-  if (in != stdin) fclose(in);
+  if (in != NULL && in != stdin) fclose(in);
+  free(buf);
   free(text.data);
   free(fields.at);
   free(keys.at);
   free(values.at);
   free(weights);
-  return 0;
+  return status;
 }
 )C";
 

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Fuzzes the record reader of a `kiln build` artifact's standalone predictor (NAME_main.c:
+RFC 4180 CSV and JSON lines, generated C) under AddressSanitizer and UndefinedBehaviorSanitizer.
+
+Builds credit_risk (a few training steps are enough: the reader does not depend on the
+weights) with a maximum batch of 4, so that batches are flushed often, compiles the
+predictor's generated C with the sanitizers, and runs it on inputs mutated from the model's
+own CSV and a JSON-lines version of it: bytes replaced, tokens inserted (quotes, escapes,
+brackets, line ends, NUL bytes, long fields), ranges deleted or repeated, files cut short.
+Every run must:
+  - end within 10 s with exit status 0 or 1 (1 only with an `error:` line), and no
+    sanitizer report;
+  - write only messages of the documented forms on standard error
+    (`FILE:LINE: skipped: WHY`, `FILE:LINE: error: WHY`, `credit_risk: error: WHY`);
+  - write a prediction row per record it accepted (line, two floats, a class), record
+    lines in increasing order, none of them also reported as skipped.
+Fixed cases check what a user loses: a quote left open at the end of a file, or a cut-off
+escape in JSON, costs that record alone; every record before it is predicted.
+
+    fuzz_artifact_reader.py KILN_BINARY SOURCE_DIR [--cases N] [--seed S]
+
+Environment: KILN_FUZZ_READER_CASES overrides --cases (the default suite runs 400).
+"""
+import argparse
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+NAME = "credit_risk"
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(cmd, env, expect=0):
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if expect is not None and p.returncode != expect:
+        print(f"command {cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
+        sys.exit(1)
+    return p
+
+
+TOKENS = [b'"', b'""', b'","', b',', b',,', b'\n', b'\r', b'\r\n', b'\\', b'\\"', b'\\u', b'\\u12', b'\\u00e9',
+          b'\\ud83d', b'\\', b'{', b'}', b'[', b']', b'[]', b'{}', b':', b'null', b'true', b'1e999', b'-', b'nan',
+          b'inf', b'\x00', b'\xff\xfe', b'\xc3', b'\t', b' ', b'x' * 5000, b'"' + b'y' * 3000 + b'"', b'9' * 400,
+          b'{"Seniority": [1, 2, [3]]}', b'{"a":', b'"Status"', b'"Seniority":', b'_0']
+
+
+def mutate(data: bytes, rng: random.Random, other: bytes) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        op = rng.randrange(7)
+        at = rng.randint(0, len(b))
+        if op == 0 and b:  # replace a byte
+            b[min(at, len(b) - 1)] = rng.choice([rng.randrange(256), *b'",\n\r\\{}[]:u0 '])
+        elif op == 1:  # insert a token
+            b[at:at] = rng.choice(TOKENS)
+        elif op == 2:  # delete a range
+            b[at:at + rng.randint(1, 64)] = b""
+        elif op == 3:  # repeat a range
+            n = rng.randint(1, 200)
+            b[at:at] = b[at:at + n] * rng.randint(1, 4)
+        elif op == 4:  # cut the file short
+            del b[at:]
+        elif op == 5:  # a line of the other format
+            lines = other.splitlines(keepends=True)
+            b[at:at] = rng.choice(lines) if lines else b""
+        else:  # swap two lines
+            lines = bytes(b).splitlines(keepends=True)
+            if len(lines) > 2:
+                i, j = rng.randrange(1, len(lines)), rng.randrange(1, len(lines))
+                lines[i], lines[j] = lines[j], lines[i]
+                b = bytearray(b"".join(lines))
+    return bytes(b)
+
+
+CLASSES = {"bad", "good"}
+
+
+def check_run(path: pathlib.Path, p: subprocess.CompletedProcess, jsonl_out: bool) -> str:
+    """What is wrong with one run of the predictor (empty when nothing)."""
+    err = p.stderr
+    if "Sanitizer" in err or "runtime error:" in err:
+        return "sanitizer report:\n" + err[-3000:]
+    if p.returncode not in (0, 1):
+        return f"exit status {p.returncode}:\n" + err[-2000:]
+    name = re.escape(str(path))
+    form = re.compile(rf"^({name}:\d+: (skipped|error): \S.*|{NAME}: error: \S.*|{name}: error: \S.*)$")
+    skipped = set()
+    errors = 0
+    for line in err.splitlines():
+        if not form.match(line):
+            return f"a message not in the documented form: {line[:300]!r}"
+        m = re.match(rf"^{name}:(\d+): skipped: ", line)
+        if m:
+            skipped.add(int(m.group(1)))
+        if ": error: " in line:
+            errors += 1
+    if p.returncode == 1 and errors == 0:
+        return "exit status 1 without an error message"
+    predicted = []
+    out = p.stdout.splitlines()
+    if jsonl_out:
+        for line in out:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                return f"not a JSON line on standard output: {line[:200]!r}"
+            if set(rec) != {"line", "risk", "risk_class"} or len(rec["risk"]) != 2 or rec["risk_class"] not in CLASSES:
+                return f"a JSON prediction of another form: {line[:200]!r}"
+            predicted.append(rec["line"])
+    else:
+        if out and out[0] != "line,risk_0,risk_1,risk_class":
+            return f"CSV output without its header: {out[0][:200]!r}"
+        for line in out[1:]:
+            cells = line.split(",")
+            try:
+                ok = len(cells) == 4 and cells[3] in CLASSES and all(map(lambda c: float(c) == float(c), cells[1:3]))
+                predicted.append(int(cells[0]))
+            except ValueError:
+                ok = False
+            if not ok:
+                return f"a CSV prediction of another form: {line[:200]!r}"
+    if predicted != sorted(set(predicted)):
+        return f"prediction lines not increasing: {predicted[:20]}"
+    both = skipped.intersection(predicted)
+    if both:
+        return f"lines both predicted and skipped: {sorted(both)[:10]}"
+    return ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("source")
+    ap.add_argument("--cases", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=20261124)
+    args = ap.parse_args()
+    cases = int(os.environ.get("KILN_FUZZ_READER_CASES", args.cases))
+    kiln = str(pathlib.Path(args.kiln).resolve())
+    src = pathlib.Path(args.source).resolve()
+    model = str(src / "models" / f"{NAME}.kiln")
+    csv_path = src / "models" / "data" / "credit_data.csv"
+    env = dict(os.environ, KILN_STDLIB=str(src / "stdlib"), NO_COLOR="1")
+    cc = shutil.which("clang-16") or shutil.which("cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        run([kiln, "train", model, "--epochs", "1", "--max-steps", "5", "--out", str(tmp / "run"), "--no-checkpoints"],
+            env)
+        art = tmp / "art"
+        run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(art), "--max-batch", "4"], env)
+        reader = tmp / "reader"
+        flags = ["-std=c11", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                 "-fno-omit-frame-pointer"]
+        run([cc, *flags, str(art / f"{NAME}_main.c"), str(art / f"{NAME}_runtime.c"), str(art / f"{NAME}.o"), "-I",
+             str(art), "-lm", "-o", str(reader)], env)
+        renv = dict(env, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
+
+        csv_lines = csv_path.read_bytes().splitlines(keepends=True)
+        csv_seed = b"".join(csv_lines[:41])
+        names = csv_lines[0].decode().strip().split(",")
+        json_lines = []
+        for rec in csv_lines[1:41]:
+            obj = {}
+            for n, v in zip(names, rec.decode().strip().split(",")):
+                try:
+                    obj[n] = float(v)
+                except ValueError:
+                    obj[n] = v if v else None
+            json_lines.append(json.dumps(obj).encode() + b"\n")
+        json_seed = b"".join(json_lines)
+
+        def predict(data: bytes, suffix: str, jsonl_out=False):
+            path = tmp / f"case{suffix}"
+            path.write_bytes(data)
+            cmd = [str(reader), *(["--format", "jsonl"] if jsonl_out else []), str(path)]
+            try:
+                p = subprocess.run(cmd, env=renv, capture_output=True, text=True, errors="replace", timeout=10)
+            except subprocess.TimeoutExpired:
+                return path, None
+            return path, p
+
+        # The seeds themselves: every record predicted, nothing on standard error.
+        for data, suffix in ((csv_seed, ".csv"), (json_seed, ".jsonl")):
+            path, p = predict(data, suffix)
+            problem = check_run(path, p, False) if p else "hang"
+            check(not problem and p.returncode == 0 and p.stderr == "" and len(p.stdout.splitlines()) == 41,
+                  f"seed {suffix}: 40 records predicted, no message {problem}")
+
+        # A quote left open at the end costs that record alone: the 9 before it are predicted
+        # (two full batches and a partial one), then the error names the file and the line.
+        path, p = predict(b"".join(csv_lines[:10]) + b'good,3,"rent,60\n', ".csv")
+        lines = p.stdout.splitlines() if p else []
+        check(p is not None and p.returncode == 1 and len(lines) == 10 and
+              re.search(rf"{re.escape(str(path))}:11: error: unterminated quoted field", p.stderr) is not None,
+              f"an unterminated quote: the 9 records before it predicted, then an error at line 11 "
+              f"({len(lines) - 1 if lines else 0} predicted; {p.stderr.strip() if p else 'hang'})")
+        # A JSON string cut off inside a \\u escape, and escapes that are not hex: skipped, the
+        # other records predicted, and no read past the line (the sanitizer would report it).
+        for tail in (b'{"Status": "\\u1', b'{"Status": "\\u12', b'{"Home": "\\uzzzz"}', b'{"Home": "\\'):
+            data = json_seed + tail
+            path, p = predict(data, ".jsonl")
+            problem = check_run(path, p, False) if p else "hang"
+            check(not problem and p.returncode == 0 and len(p.stdout.splitlines()) == 41 and
+                  f"{path}:41: skipped:" in p.stderr, f"JSON line {tail!r}: skipped alone {problem}")
+
+        rng = random.Random(args.seed)
+        bad = 0
+        for i in range(cases):
+            use_json = rng.random() < 0.5
+            seed, other = (json_seed, csv_seed) if use_json else (csv_seed, json_seed)
+            data = mutate(seed, rng, other)
+            jsonl_out = rng.random() < 0.3
+            path, p = predict(data, ".jsonl" if use_json and rng.random() < 0.5 else ".csv" if not use_json else "",
+                              jsonl_out)
+            problem = check_run(path, p, jsonl_out) if p else "no result within 10 s"
+            if problem:
+                bad += 1
+                keep = pathlib.Path.cwd() / f"reader_failure_{args.seed}_{i}.bin"
+                if bad <= int(os.environ.get("KILN_FUZZ_SHOW", 5)):
+                    print(f"case {i}: {problem}\n  input ({len(data)} bytes) kept as {keep}")
+                    try:
+                        keep.write_bytes(data)
+                    except OSError:
+                        pass
+        check(bad == 0, f"{cases} mutated inputs (seed {args.seed}): {bad} failed")
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
