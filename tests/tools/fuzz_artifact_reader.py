@@ -214,6 +214,17 @@ def main() -> int:
             check(not problem and p.returncode == 0 and len(p.stdout.splitlines()) == 41 and
                   f"{path}:41: skipped:" in p.stderr, f"JSON line {tail!r}: skipped alone {problem}")
 
+        # An array under a long key: each element's key is a copy of it, made while the text
+        # buffer grows (under ASan every realloc moves it, so a copy from the old buffer is a
+        # use after free).
+        long_key = b'{"' + b"k" * 3000 + b'": [' + b", ".join(b"%d" % i for i in range(60)) + b"]}\n"
+        path, p = predict(json_seed + long_key, ".jsonl")
+        problem = check_run(path, p, False) if p else "hang"
+        check(not problem and p.returncode == 0 and len(p.stdout.splitlines()) == 41 and
+              f"{path}:41: skipped: missing value" in p.stderr,
+              f"an array of 60 under a 3000-byte key: read as an object (skipped: it lacks the model's columns) "
+              f"{problem}")
+
         rng = random.Random(args.seed)
         bad = 0
         for i in range(cases):
