@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -79,12 +80,18 @@ IdxReader::IdxReader(std::filesystem::path path) : path_(std::move(path)) {
     throw DataError(path_, 0,
                     fmt::format("IDX header promises items of {:.0f} bytes; that is not a real file", item_bytes));
   }
+  // An empty item is no data (and would let a count of 2^32 items read nothing forever);
+  // with every dimension at least 1, the partial products below stay within item_bytes.
+  for (std::size_t i = 1; i < dims_.size(); ++i) {
+    if (dims_[i] == 0) {
+      throw DataError(path_, 0, fmt::format("IDX header gives dimension {} of each item as 0; items hold no data", i));
+    }
+  }
   for (std::size_t i = 1; i < dims_.size(); ++i) item_elements_ *= dims_[i];
   double total = item_bytes * static_cast<double>(dims_[0]);
   if (total > static_cast<double>(std::int64_t{1} << 40)) {
     throw DataError(path_, 0, fmt::format("IDX header promises {:.0f} bytes of data; that is not a real file", total));
   }
-  item_.resize(static_cast<std::size_t>(item_elements_) * element_bytes_);
 }
 
 std::size_t IdxReader::read_bytes(void* into, std::size_t size) {
@@ -111,12 +118,23 @@ std::size_t IdxReader::read_bytes(void* into, std::size_t size) {
 
 bool IdxReader::next(std::vector<float>& out) {
   if (items_read_ >= count()) return false;
-  std::size_t got = read_bytes(item_.data(), item_.size());
-  if (got < item_.size()) {
+  // The item buffer grows with the bytes that arrive (doubling, from 1 MiB), so a header
+  // that promises items of up to 2 GiB costs no more memory than the file holds; from the
+  // second item on it is already the item's size.
+  const std::size_t need = static_cast<std::size_t>(item_elements_) * element_bytes_;
+  std::size_t got = 0;
+  while (got < need) {
+    const std::size_t chunk = std::min(need - got, std::max(got, std::size_t{1} << 20));
+    if (item_.size() < got + chunk) item_.resize(got + chunk);
+    const std::size_t n = read_bytes(item_.data() + got, chunk);
+    got += n;
+    if (n < chunk) break;
+  }
+  if (got < need) {
     throw DataError(path_, 0,
                     fmt::format("truncated IDX file: the header promises {} items of {} bytes, but the data ends "
                                 "inside item {}",
-                                count(), item_.size(), items_read_ + 1));
+                                count(), need, items_read_ + 1));
   }
   out.resize(static_cast<std::size_t>(item_elements_));
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = decode(type_, item_.data() + i * element_bytes_);

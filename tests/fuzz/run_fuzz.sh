@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Bounded libFuzzer run: fuzz_front_end BINARY CORPUS SECONDS WORKDIR
+# Bounded libFuzzer run: run_fuzz.sh BINARY CORPUS SECONDS WORKDIR
 # Copies the seed corpus (so the repo is never written), runs for SECONDS with a per-input
 # timeout, and fails on any crash, timeout, leak or sanitizer report.
 set -euo pipefail
 binary=$1 seeds=$2 seconds=$3 work=$4
+name=$(basename "$binary")
 corpus="$work/fuzz-corpus"
 rm -rf "$corpus" "$work/fuzz-artifacts"
 mkdir -p "$corpus" "$work/fuzz-artifacts"
@@ -14,7 +15,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   -artifact_prefix="$work/fuzz-artifacts/" -print_final_stats=1 2>&1 | tail -n 25
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/fuzz-artifacts")" ]; then
-  echo "fuzz_front_end: FAILED (exit $status); reproducers in $work/fuzz-artifacts" >&2
+  echo "$name: FAILED (exit $status); reproducers in $work/fuzz-artifacts" >&2
   exit 1
 fi
-echo "fuzz_front_end: no crash, hang or sanitizer report in ${seconds}s"
+echo "$name: no crash, hang or sanitizer report in ${seconds}s"

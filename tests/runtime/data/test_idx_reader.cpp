@@ -1,5 +1,7 @@
 // IdxReader: the real Fashion-MNIST headers and first items, and clear errors for a
 // truncated file (plain and gzip), wrong magic bytes and a missing file.
+#include <sys/resource.h>
+
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -116,4 +118,25 @@ TEST_CASE("idx: wrong magic bytes and missing files are clear errors", "[data]")
   CHECK(error_of(tiny) == tiny.string() + ": error: not an IDX file: only 2 bytes long");
   fs::path missing = dir.path / "missing-idx1-ubyte.gz";
   CHECK(error_of(missing) == missing.string() + ": error: no such file");
+}
+
+// Headers fuzz_readers found (tests/fuzz): a zero item dimension made the item size a
+// product that overflowed on the way (and, were it 0, 2^32 empty items would read forever);
+// items of a gigabyte promised by a file of a few bytes were allocated whole before the read
+// found the file short.
+TEST_CASE("idx: a zero item dimension and a header that promises far more than the file holds", "[data]") {
+  TempDir dir;
+  std::string zero = idx_bytes({3, 0xFFFFFFFFu, 0xFFFFFFFFu, 0}, 0);
+  fs::path p = dir.write("zero.idx", zero);
+  CHECK(error_of(p) == p.string() + ": error: IDX header gives dimension 3 of each item as 0; items hold no data");
+
+  struct rusage before {};
+  getrusage(RUSAGE_SELF, &before);
+  fs::path big = dir.write("big.idx", idx_bytes({2, 1u << 15, 1u << 15}, 0) + std::string(100, 'x'));
+  CHECK(error_of(big) == big.string() +
+                             ": error: truncated IDX file: the header promises 2 items of 1073741824 bytes, but "
+                             "the data ends inside item 1");
+  struct rusage after {};
+  getrusage(RUSAGE_SELF, &after);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 64 * 1024);  // KiB: the read allocated about what the file holds
 }
