@@ -32,23 +32,9 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, failures, run
+
 NAME = "credit_risk"
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def run(cmd, env, expect=0):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        print(f"command {cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
-        sys.exit(1)
-    return p
-
 
 TOKENS = [b'"', b'""', b'","', b',', b',,', b'\n', b'\r', b'\r\n', b'\\', b'\\"', b'\\u', b'\\u12', b'\\u00e9',
           b'\\ud83d', b'\\', b'{', b'}', b'[', b']', b'[]', b'{}', b':', b'null', b'true', b'1e999', b'-', b'nan',

@@ -17,24 +17,9 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, failures, run
+
 NAME = "credit_risk"
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def run(cmd, env, cwd=None, expect=0):
-    p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        print(f"command {cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
-        sys.exit(1)
-    return p
-
-
 def parse_csv_predictions(text):
     lines = text.strip().splitlines()
     header = lines[0].split(",")
