@@ -16,10 +16,16 @@ Every run must:
     lines in increasing order, none of them also reported as skipped.
 Fixed cases check what a user loses: a quote left open at the end of a file, or a cut-off
 escape in JSON, costs that record alone; every record before it is predicted.
+Then, training against serving: `kiln predict` (the C++ feature pipeline and the JIT) and the
+artifact's predictor (the pipeline and model compiled into C) on files of the model's
+records with cells edited to what a feed gets wrong, columns reordered or added, quotes,
+blank lines and CRLF must exit alike, predict the same records (within 1e-5, same class)
+and skip the same ones.
 
     fuzz_artifact_reader.py KILN_BINARY SOURCE_DIR [--cases N] [--seed S]
 
-Environment: KILN_FUZZ_READER_CASES overrides --cases (the default suite runs 400).
+Environment: KILN_FUZZ_READER_CASES overrides --cases (the default suite runs 400),
+KILN_FUZZ_SKEW_CASES --skew-cases (25).
 """
 import argparse
 import json
@@ -125,14 +131,70 @@ def check_run(path: pathlib.Path, p: subprocess.CompletedProcess, jsonl_out: boo
     return ""
 
 
+CELLS = ["", " ", "abc", "-1", "1e10", "1e400", "nan", "inf", "0x10", "+5", " 7 ", '"3"', '"a,b"', '""', "007",
+         "1.5e-3", "-0", "NA", "unknown", '"mul\nti"', "good", "bad", "rent", "married"]
+
+
+def skew_case(lines, rng: random.Random) -> str:
+    """A CSV of 40 of the model's records, some cells replaced, perhaps reordered columns, an
+    extra column, quoted rows, blank lines, CRLF."""
+    header, rows = lines[0].split(","), [r.split(",") for r in rng.sample(lines[1:], 40)]
+    for r in rows:
+        if rng.random() < 0.3:
+            for _ in range(rng.randint(1, 3)):
+                r[rng.randrange(len(r))] = rng.choice(CELLS)
+    if rng.random() < 0.3:
+        order = list(range(len(header)))
+        rng.shuffle(order)
+        header = [header[i] for i in order]
+        rows = [[r[i] for i in order] for r in rows]
+    if rng.random() < 0.2:
+        header, rows = header + ["extra"], [r + ["x"] for r in rows]
+    text = [",".join(header)]
+    for r in rows:
+        if rng.random() < 0.05:
+            text.append("")
+        text.append(",".join(f'"{c}"' if rng.random() < 0.1 and '"' not in c else c for c in r))
+    eol = "\r\n" if rng.random() < 0.2 else "\n"
+    return eol.join(text) + (eol if rng.random() < 0.8 else "")
+
+
+def compare_predictions(a: subprocess.CompletedProcess, b: subprocess.CompletedProcess) -> str:
+    """How `kiln predict` (a) and the artifact (b) disagree on one file (empty when they do not)."""
+    def rows(out):
+        return {int(c[0]): c[1:] for c in (line.split(",") for line in out.splitlines()[1:])}
+
+    def skipped(err):
+        return sorted(int(m) for m in re.findall(r":(\d+): skipped: ", err))
+
+    if a.returncode != b.returncode:
+        return f"exit status {a.returncode} (kiln predict) against {b.returncode}: {a.stderr[-300:]} / {b.stderr[-300:]}"
+    if a.returncode != 0:
+        return ""
+    ra, rb = rows(a.stdout), rows(b.stdout)
+    if set(ra) != set(rb):
+        return f"records predicted: only kiln predict {sorted(set(ra) - set(rb))[:5]}, only the artifact " \
+               f"{sorted(set(rb) - set(ra))[:5]}"
+    for line, want in ra.items():
+        got = rb[line]
+        if got[2] != want[2] or any(abs(float(x) - float(y)) > 1e-5 * max(1.0, abs(float(x)))
+                                    for x, y in zip(want[:2], got[:2])):
+            return f"line {line}: kiln predict {want}, the artifact {got}"
+    if skipped(a.stderr) != skipped(b.stderr):
+        return f"records skipped: {skipped(a.stderr)[:8]} against {skipped(b.stderr)[:8]}"
+    return ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("kiln")
     ap.add_argument("source")
     ap.add_argument("--cases", type=int, default=400)
     ap.add_argument("--seed", type=int, default=20261124)
+    ap.add_argument("--skew-cases", type=int, default=25)
     args = ap.parse_args()
     cases = int(os.environ.get("KILN_FUZZ_READER_CASES", args.cases))
+    skew_cases = int(os.environ.get("KILN_FUZZ_SKEW_CASES", args.skew_cases))
     kiln = str(pathlib.Path(args.kiln).resolve())
     src = pathlib.Path(args.source).resolve()
     model = str(src / "models" / f"{NAME}.kiln")
@@ -231,6 +293,33 @@ def main() -> int:
                     except OSError:
                         pass
         check(bad == 0, f"{cases} mutated inputs (seed {args.seed}): {bad} failed")
+
+        # Serving against training: `kiln predict` (the feature pipeline in C++, the model on
+        # the JIT) and the artifact (both compiled into C) on CSV files of valid records with
+        # cells changed to what a feed gets wrong (empty, text in a number column, an unknown
+        # category, out-of-range numbers, quoting), columns reordered, an extra column, blank
+        # lines, CRLF: the same exit status, the same records predicted within 1e-5 with the
+        # same class, the same records skipped.
+        skew = skips = predicted = 0
+        for i in range(skew_cases):
+            data = skew_case(csv_path.read_text().splitlines(), rng)
+            path = tmp / "skew.csv"
+            path.write_text(data)
+            a = subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(path)], env=env,
+                               capture_output=True, text=True)
+            b = subprocess.run([str(reader), str(path)], env=renv, capture_output=True, text=True, timeout=10)
+            problem = compare_predictions(a, b)
+            skips += len(re.findall(r":\d+: skipped: ", a.stderr))
+            predicted += max(0, len(a.stdout.splitlines()) - 1)
+            if problem:
+                skew += 1
+                if skew <= 5:
+                    keep = pathlib.Path.cwd() / f"skew_failure_{args.seed}_{i}.csv"
+                    print(f"skew case {i}: {problem}\n  input kept as {keep}")
+                    keep.write_text(data)
+        check(skew == 0 and skips > 0 and predicted > 0,
+              f"{skew_cases} files of edited records: kiln predict and the artifact agree ({skew} differ; "
+              f"{predicted} records predicted and {skips} skipped by kiln predict)")
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1
