@@ -135,6 +135,90 @@ Verified verify(const fs::path& ckpt) {
   return v;
 }
 
+// The first field of a (checksummed, parsed) manifest whose type is not the one Kiln reads,
+// named by its path ("training.seed is string; expected a non-negative integer"), or empty.
+// Only what Kiln reads is checked, and only checkpoint_format, files and parameters must be
+// there (the trainer says what a resume lacks); other fields may be anything. A manifest of
+// another checkpoint_format is left to verify(), which reports the version.
+std::string manifest_schema_problem(const json& m) {
+  enum Kind { kInteger, kUnsigned, kNumber, kString, kBool, kObject, kArray };
+  const auto ok = [](const json& v, Kind k) {
+    switch (k) {
+      case kInteger: return v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX);
+      case kUnsigned: return v.is_number_unsigned();
+      case kNumber: return v.is_number();
+      case kString: return v.is_string();
+      case kBool: return v.is_boolean();
+      case kObject: return v.is_object();
+      case kArray: return v.is_array();
+    }
+    return false;
+  };
+  static const char* const kNames[] = {
+      "an integer", "a non-negative integer", "a number", "a string", "true or false", "an object", "an array"};
+  std::string problem;
+  // Checks object[key] (when present, or required) and returns it, or null after a problem.
+  const auto field = [&](const json& object, const std::string& at, const char* key, Kind k,
+                         bool required) -> const json* {
+    if (!problem.empty()) return nullptr;
+    const std::string where = at.empty() ? key : at + "." + key;
+    const auto it = object.find(key);
+    if (it == object.end()) {
+      if (required) problem = where + " is missing";
+      return nullptr;
+    }
+    if (!ok(*it, k)) {
+      problem = where + " is " + it->type_name() + "; expected " + kNames[k];
+      return nullptr;
+    }
+    return &*it;
+  };
+  if (!field(m, "", "checkpoint_format", kInteger, true) || m["checkpoint_format"] != kFormatVersion) return problem;
+  field(m, "", "step", kInteger, false);
+  field(m, "", "stripped", kBool, false);
+  field(m, "", "saved_at_unix", kNumber, false);
+  field(m, "", "model", kString, false);
+  field(m, "", "parameters", kArray, true);
+  field(m, "", "optimizer_state", kArray, false);
+  if (const json* files = field(m, "", "files", kObject, true)) {
+    for (auto it = files->begin(); it != files->end() && problem.empty(); ++it) {
+      const std::string at = "files." + it.key();
+      if (!it->is_object()) {
+        problem = at + " is " + it->type_name() + "; expected an object";
+        break;
+      }
+      field(*it, at, "bytes", kUnsigned, true);
+      field(*it, at, "crc32c", kString, true);
+    }
+  }
+  if (const json* t = field(m, "", "training", kObject, false)) {
+    for (const char* key : {"seed", "global_step"}) field(*t, "training", key, kUnsigned, false);
+    for (const char* key : {"batch", "steps_per_epoch", "epoch", "batch_in_epoch", "since_best", "best_epoch"})
+      field(*t, "training", key, kInteger, false);
+    for (const char* key : {"lr", "loss_sum", "best"}) field(*t, "training", key, kNumber, false);
+    field(*t, "training", "early_stopped", kBool, false);
+    if (const json* h = field(*t, "training", "epoch_holdout", kObject, false))
+      for (auto it = h->begin(); it != h->end(); ++it)
+        field(*h, "training.epoch_holdout", it.key().c_str(), kNumber, true);
+  }
+  if (const json* metrics = field(m, "", "metrics", kArray, false)) {
+    for (std::size_t i = 0; i < metrics->size() && problem.empty(); ++i) {
+      const json& e = (*metrics)[i];
+      const std::string at = "metrics[" + std::to_string(i) + "]";
+      if (!e.is_object()) {
+        problem = at + " is " + e.type_name() + "; expected an object";
+        break;
+      }
+      field(e, at, "epoch", kInteger, false);
+      for (const char* key : {"train_loss", "seconds", "samples_per_second", "lr"}) field(e, at, key, kNumber, false);
+      if (const json* h = field(e, at, "holdout", kObject, false))
+        for (auto it = h->begin(); it != h->end(); ++it) field(*h, at + ".holdout", it.key().c_str(), kNumber, true);
+    }
+  }
+  if (const json* d = field(m, "", "data", kObject, false)) field(*d, "data", "content_hash", kString, false);
+  return problem;
+}
+
 }  // namespace
 
 std::string checkpoint_name(std::int64_t step) {
@@ -162,6 +246,8 @@ json read_manifest(const fs::path& ckpt) {
   }
   json m = json::parse(*text, nullptr, false);
   if (!m.is_object()) throw CheckpointError(path.string() + ": not a JSON object (corrupt)");
+  if (const std::string problem = manifest_schema_problem(m); !problem.empty())
+    throw CheckpointError(path.string() + ": malformed manifest: " + problem);
   return m;
 }
 

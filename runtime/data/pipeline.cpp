@@ -155,6 +155,59 @@ struct ValueCount {
   std::int64_t first_seen = 0;
 };
 
+// Typed reads of a pipeline document that say what is wrong and where ("columns[2].width is
+// a string; expected an integer") instead of passing on the JSON library's exception text.
+[[noreturn]] void malformed(const std::string& what) {
+  throw DataError("pipeline", 0, "malformed pipeline document: " + what);
+}
+
+const json& member(const json& object, const char* key, const std::string& where) {
+  if (!object.is_object()) malformed(fmt::format("{} is {}; expected an object", where, object.type_name()));
+  const auto it = object.find(key);
+  if (it == object.end()) malformed(fmt::format("{} has no '{}'", where, key));
+  return *it;
+}
+
+void expect(bool ok, const json& value, const std::string& where, const char* expected) {
+  if (!ok) malformed(fmt::format("{} is {}; expected {}", where, value.type_name(), expected));
+}
+
+std::string text_of(const json& v, const std::string& where) {
+  expect(v.is_string(), v, where, "a string");
+  return v.get<std::string>();
+}
+
+bool flag_of(const json& v, const std::string& where) {
+  expect(v.is_boolean(), v, where, "true or false");
+  return v.get<bool>();
+}
+
+std::int64_t integer_of(const json& v, const std::string& where) {
+  expect(v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX), v, where,
+         "an integer");
+  return v.get<std::int64_t>();
+}
+
+double number_of(const json& v, const std::string& where) {
+  expect(v.is_number(), v, where, "a number");
+  return v.get<double>();
+}
+
+template <class T, class Read>
+std::vector<T> list_of(const json& v, const std::string& where, Read read) {
+  expect(v.is_array(), v, where, "an array");
+  std::vector<T> out;
+  for (std::size_t i = 0; i < v.size(); ++i) out.push_back(read(v[i], fmt::format("{}[{}]", where, i)));
+  return out;
+}
+
+// An optional member: `fallback` when absent, else read as `read` does.
+template <class T, class Read>
+T optional_of(const json& object, const char* key, T fallback, const std::string& where, Read read) {
+  const auto it = object.find(key);
+  return it == object.end() ? fallback : read(*it, where + "." + key);
+}
+
 }  // namespace
 
 double median_of(std::vector<double>& values) {
@@ -389,63 +442,74 @@ nlohmann::json FittedPipeline::to_json() const {
 
 FittedPipeline FittedPipeline::from_json(const nlohmann::json& doc) {
   FittedPipeline p;
-  try {
-    if (doc.value("format", "") != "kiln.pipeline" || doc.value("version", 0) != 1) {
-      throw DataError("pipeline", 0, "not a kiln.pipeline version 1 document");
+  if (!doc.is_object() || doc.value("format", json()) != "kiln.pipeline" || doc.value("version", json()) != 1) {
+    throw DataError("pipeline", 0, "not a kiln.pipeline version 1 document");
+  }
+  p.features = text_of(member(doc, "features", "the document"), "features");
+  const json& columns = member(doc, "columns", "the document");
+  expect(columns.is_array(), columns, "columns", "an array");
+  for (std::size_t ci = 0; ci < columns.size(); ++ci) {
+    const json& c = columns[ci];
+    const std::string at = fmt::format("columns[{}]", ci);
+    const auto field = [&](const char* key) -> const json& { return member(c, key, at); };
+    const auto path = [&](const char* key) { return at + "." + key; };
+    FittedColumn col;
+    col.name = text_of(field("name"), path("name"));
+    const std::string kind = text_of(field("kind"), path("kind"));
+    if (kind == "number") {
+      col.kind = ColumnKind::kNumber;
+    } else if (kind == "category") {
+      col.kind = ColumnKind::kCategory;
+    } else if (kind == "pixels") {
+      col.kind = ColumnKind::kPixels;
+    } else {
+      throw DataError("pipeline", 0, "column '" + col.name + "' has unknown kind '" + kind + "'");
     }
-    p.features = doc.at("features").get<std::string>();
-    for (const json& c : doc.at("columns")) {
-      FittedColumn col;
-      col.name = c.at("name").get<std::string>();
-      std::string kind = c.at("kind").get<std::string>();
-      if (kind == "number") {
-        col.kind = ColumnKind::kNumber;
-      } else if (kind == "category") {
-        col.kind = ColumnKind::kCategory;
-      } else if (kind == "pixels") {
-        col.kind = ColumnKind::kPixels;
-      } else {
-        throw DataError("pipeline", 0, "column '" + col.name + "' has unknown kind '" + kind + "'");
-      }
-      col.is_label = c.at("label").get<bool>();
-      col.is_index = c.at("index").get<bool>();
-      col.width = c.at("width").get<std::int64_t>();
-      if (c.contains("pixel_shape")) col.pixel_shape = c.at("pixel_shape").get<std::vector<std::int64_t>>();
-      if (c.contains("classes")) col.classes = c.at("classes").get<std::vector<std::string>>();
-      if (c.contains("vocabulary")) col.vocabulary = c.at("vocabulary").get<std::vector<std::string>>();
-      for (const json& j : c.at("stages")) {
-        FittedStage s;
-        s.op = j.at("op").get<std::string>();
-        s.fill_mode = j.value("mode", "");
-        s.value = j.value("value", j.value("factor", 0.0));
-        s.text = j.value("text", "");
-        s.mean = j.value("mean", 0.0);
-        s.stddev = j.value("std", 1.0);
-        s.low = j.value("low", 0.0);
-        s.high = j.value("high", 0.0);
-        s.edges = j.value("edges", std::vector<double>{});
-        s.levels = j.value("levels", std::int64_t{0});
-        col.stages.push_back(std::move(s));
-      }
-      if (col.kind == ColumnKind::kCategory && !col.is_label) {
-        std::int64_t levels = col.stages.empty() ? 0 : col.stages.back().levels;
-        if (levels <= 0) {
-          throw DataError("pipeline", 0, "category column '" + col.name + "' has no one_hot or index stage");
-        }
-        if (static_cast<std::int64_t>(col.vocabulary.size()) > levels || (!col.is_index && col.width != levels + 1)) {
-          throw DataError("pipeline", 0, "column '" + col.name + "' has a vocabulary or width that does not fit");
-        }
-      }
-      if (col.kind == ColumnKind::kNumber && !col.is_label) {
-        std::int64_t expected = !col.stages.empty() && col.stages.back().op == "bucketize"
-                                    ? static_cast<std::int64_t>(col.stages.back().edges.size()) + 1
-                                    : 1;
-        if (col.width != expected) throw DataError("pipeline", 0, "column '" + col.name + "' has the wrong width");
-      }
-      p.columns.push_back(std::move(col));
+    col.is_label = flag_of(field("label"), path("label"));
+    col.is_index = flag_of(field("index"), path("index"));
+    col.width = integer_of(field("width"), path("width"));
+    if (col.width < 0) malformed(path("width") + " is negative");
+    col.pixel_shape =
+        optional_of(c, "pixel_shape", std::vector<std::int64_t>{}, at,
+                    [](const json& v, const std::string& w) { return list_of<std::int64_t>(v, w, integer_of); });
+    const auto texts = [](const json& v, const std::string& w) { return list_of<std::string>(v, w, text_of); };
+    col.classes = optional_of(c, "classes", std::vector<std::string>{}, at, texts);
+    col.vocabulary = optional_of(c, "vocabulary", std::vector<std::string>{}, at, texts);
+    const json& stages = field("stages");
+    expect(stages.is_array(), stages, path("stages"), "an array");
+    for (std::size_t si = 0; si < stages.size(); ++si) {
+      const json& j = stages[si];
+      const std::string st = fmt::format("{}.stages[{}]", at, si);
+      FittedStage s;
+      s.op = text_of(member(j, "op", st), st + ".op");
+      s.fill_mode = optional_of(j, "mode", std::string(), st, text_of);
+      s.value = optional_of(j, "value", optional_of(j, "factor", 0.0, st, number_of), st, number_of);
+      s.text = optional_of(j, "text", std::string(), st, text_of);
+      s.mean = optional_of(j, "mean", 0.0, st, number_of);
+      s.stddev = optional_of(j, "std", 1.0, st, number_of);
+      s.low = optional_of(j, "low", 0.0, st, number_of);
+      s.high = optional_of(j, "high", 0.0, st, number_of);
+      s.edges = optional_of(j, "edges", std::vector<double>{}, st,
+                            [](const json& v, const std::string& w) { return list_of<double>(v, w, number_of); });
+      s.levels = optional_of(j, "levels", std::int64_t{0}, st, integer_of);
+      col.stages.push_back(std::move(s));
     }
-  } catch (const json::exception& e) {
-    throw DataError("pipeline", 0, std::string("malformed pipeline document: ") + e.what());
+    if (col.kind == ColumnKind::kCategory && !col.is_label) {
+      std::int64_t levels = col.stages.empty() ? 0 : col.stages.back().levels;
+      if (levels <= 0) {
+        throw DataError("pipeline", 0, "category column '" + col.name + "' has no one_hot or index stage");
+      }
+      if (static_cast<std::int64_t>(col.vocabulary.size()) > levels || (!col.is_index && col.width != levels + 1)) {
+        throw DataError("pipeline", 0, "column '" + col.name + "' has a vocabulary or width that does not fit");
+      }
+    }
+    if (col.kind == ColumnKind::kNumber && !col.is_label) {
+      std::int64_t expected = !col.stages.empty() && col.stages.back().op == "bucketize"
+                                  ? static_cast<std::int64_t>(col.stages.back().edges.size()) + 1
+                                  : 1;
+      if (col.width != expected) throw DataError("pipeline", 0, "column '" + col.name + "' has the wrong width");
+    }
+    p.columns.push_back(std::move(col));
   }
   p.finish();
   if (doc.contains("width") && doc["width"].is_number_integer() && doc["width"].get<std::int64_t>() != p.width_) {

@@ -245,6 +245,29 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
   } catch (const checkpoint::CheckpointError& e) {
     throw TrainError(std::string("cannot resume: ") + e.what());
   }
+  if (resume_from) {
+    // The manifest's types are checked when it is read (checkpoint.cpp); what a resume needs
+    // must also be there.
+    const json& m = resume_from->manifest;
+    std::string missing;
+    const auto need = [&](const json& object, const std::string& where, std::initializer_list<const char*> keys) {
+      for (const char* key : keys)
+        if (missing.empty() && !object.contains(key)) missing = where + key;
+    };
+    need(m, "", {"training", "metrics"});
+    if (missing.empty()) {
+      need(m["training"], "training.",
+           {"seed", "batch", "steps_per_epoch", "epoch", "batch_in_epoch", "global_step", "lr", "loss_sum", "best",
+            "since_best", "best_epoch", "early_stopped"});
+      for (std::size_t i = 0; i < m["metrics"].size(); ++i)
+        need(m["metrics"][i], "metrics[" + std::to_string(i) + "].",
+             {"epoch", "train_loss", "holdout", "seconds", "samples_per_second", "lr"});
+    }
+    if (!missing.empty()) {
+      throw TrainError("cannot resume: " + resume_from->path.string() + "/manifest.json has no " + missing +
+                       " (a checkpoint without its training state cannot be resumed; --warm-start takes its weights)");
+    }
+  }
   const json* saved = resume_from ? &resume_from->manifest.at("training") : nullptr;
   if (resume_from && resume_from->manifest.value("model", "") != spec.model) {
     throw TrainError("cannot resume: " + resume_from->path.string() + " is a checkpoint of model '" +
@@ -275,7 +298,7 @@ TrainResult train(const sema::Compilation& c, const sema::LoweredTrain& t, const
       throw TrainError(resume_from->path.string() + "/pipeline.json: " + e.what());
     }
     data = load(c, t, seed, {}, &pipeline);
-    const std::string saved_hash = resume_from->manifest.at("data").value("content_hash", "");
+    const std::string saved_hash = resume_from->manifest.value("data", json::object()).value("content_hash", "");
     if (data.summary.content_hash != saved_hash) {
       throw TrainError("cannot resume: the training data changed since the checkpoint (features '" + spec.data +
                        "' now hashes to " + data.summary.content_hash + ", the checkpoint recorded " + saved_hash +
@@ -635,7 +658,10 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
       std::ifstream in(run_dir / "run.json");
       if (!in) throw TrainError(run_dir.string() + ": no run.json (is this a kiln train run folder or a checkpoint?)");
       run = json::parse(in, nullptr, false);
-      if (!run.is_object() || !run.contains("seed")) throw TrainError((run_dir / "run.json").string() + ": malformed");
+      if (!run.is_object() || !run.contains("seed") || !run["seed"].is_number_unsigned()) {
+        throw TrainError((run_dir / "run.json").string() +
+                         ": malformed: expected an object with the run's \"seed\" (a non-negative integer)");
+      }
     }
     try {
       pipeline = data::FittedPipeline::load(run_dir / "pipeline.json");

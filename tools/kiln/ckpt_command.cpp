@@ -71,13 +71,15 @@ int run_ls(const fs::path& given) {
       std::printf("%-16s  UNREADABLE: %s\n", line.c_str(), e.problem.c_str());
       continue;
     }
-    const json& tr = e.manifest["training"];
+    // Fields are typed when the manifest is read (checkpoint.cpp), not all there.
+    const json tr = e.manifest.value("training", json::object());
     std::printf("%-16s step %-8lld epoch %-4lld batch %-6lld", line.c_str(),
                 static_cast<long long>(e.manifest.value("step", 0)), static_cast<long long>(tr.value("epoch", 0)),
                 static_cast<long long>(tr.value("batch_in_epoch", 0)));
-    const json& metrics = e.manifest["metrics"];
-    if (metrics.is_array() && !metrics.empty()) {
-      for (auto it = metrics.back()["holdout"].begin(); it != metrics.back()["holdout"].end(); ++it) {
+    const json metrics = e.manifest.value("metrics", json::array());
+    if (!metrics.empty()) {
+      const json holdout = metrics.back().value("holdout", json::object());
+      for (auto it = holdout.begin(); it != holdout.end(); ++it) {
         std::printf(" %s %.4f", it.key().c_str(), it->get<double>());
       }
     }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "runtime/checkpoint/checkpoint.h"
@@ -249,4 +250,47 @@ TEST_CASE("an independent Python reader reads a checkpoint's weights: names, sha
   std::string expected =
       line("dense.b", "4", 4, f.b.data<float>(), 3) + line("dense.w", "3x4", 12, f.w.data<float>(), 3);
   CHECK(out == expected);
+}
+
+// A manifest whose checksum holds but whose fields are of the wrong type (hand-edited with
+// the checksum recomputed, or written by another program) is refused with the field's path,
+// not passed on to code that would stop on the JSON library's type error.
+TEST_CASE("a manifest with a field of the wrong type is refused by its path", "[checkpoint]") {
+  Fixture f;
+  fs::path dir = fresh_dir("schema");
+  fs::path ckpt = checkpoint::save_checkpoint(dir, f.contents(3));
+  const fs::path manifest = ckpt / "manifest.json";
+  const std::string good = slurp(manifest);
+  auto rewrite = [&](const std::function<void(json&)>& edit) {
+    json m = json::parse(good);
+    m.erase("manifest_crc32c");
+    edit(m);
+    const std::string text = m.dump(2) + "\n";
+    spit(manifest,
+         "{\n  \"manifest_crc32c\": \"" + checkpoint::crc_hex(checkpoint::crc32c(text)) + "\"," + text.substr(1));
+  };
+  auto problem = [&] {
+    const std::vector<std::string> problems = checkpoint::verify_checkpoint(ckpt);
+    return problems.empty() ? std::string("none") : problems.front();
+  };
+  const std::string prefix = manifest.string() + ": malformed manifest: ";
+
+  rewrite([](json& m) { m["extra"] = {{"anything", 1}}; });
+  CHECK(problem() == "none");  // the checksum recomputed, and fields Kiln does not read are free
+  rewrite([](json& m) { m["training"]["seed"] = "x"; });
+  CHECK(problem() == prefix + "training.seed is string; expected a non-negative integer");
+  CHECK_THROWS_AS(checkpoint::load_checkpoint(ckpt), checkpoint::CheckpointError);
+  rewrite([](json& m) { m["files"] = 5; });
+  CHECK(problem() == prefix + "files is number; expected an object");
+  rewrite([](json& m) { m["files"]["params.safetensors"].erase("bytes"); });
+  CHECK(problem() == prefix + "files.params.safetensors.bytes is missing");
+  rewrite([](json& m) { m["metrics"] = {{{"epoch", 1}, {"holdout", {{"auc", "high"}}}}}; });
+  CHECK(problem() == prefix + "metrics[0].holdout.auc is string; expected a number");
+  rewrite([](json& m) { m["checkpoint_format"] = "1"; });
+  CHECK(problem() == prefix + "checkpoint_format is string; expected an integer");
+  // `kiln ckpt ls` lists such a checkpoint as unreadable, with the reason.
+  const std::vector<checkpoint::CheckpointEntry> all = checkpoint::list_checkpoints(dir);
+  REQUIRE(all.size() == 1);
+  CHECK_FALSE(all[0].manifest.is_object());
+  CHECK(all[0].problem == prefix + "checkpoint_format is string; expected an integer");
 }

@@ -199,6 +199,39 @@ TEST_CASE("pipeline: a malformed pipeline document is a DataError", "[data]") {
   CHECK_THROWS_WITH(FittedPipeline::load(junk), junk.string() + ": error: not valid JSON");
 }
 
+// A document of the right form with a field of the wrong type, or missing: the message names
+// the field by its path and says what it should be, not the JSON library's exception text.
+TEST_CASE("pipeline: a field of the wrong type or missing is named by its path", "[data]") {
+  auto c = compile_model("credit_risk.kiln");
+  Dataset data = load_dataset(*c->find_features("credit"), credit_options());
+  TempDir dir;
+  auto error_of = [&](const nlohmann::json& doc) {
+    fs::path path = dir.write("p.json", doc.dump());
+    try {
+      FittedPipeline::load(path);
+    } catch (const DataError& e) {
+      return std::string(e.what()).substr(path.string().size());
+    }
+    return std::string("no error");
+  };
+  const std::string prefix = ": error: malformed pipeline document: ";
+  nlohmann::json doc = data.pipeline.to_json();
+  doc["columns"][2]["width"] = "3";
+  CHECK(error_of(doc) == prefix + "columns[2].width is string; expected an integer");
+  doc = data.pipeline.to_json();
+  doc["columns"][1]["stages"][0]["mean"] = nullptr;
+  CHECK(error_of(doc) == prefix + "columns[1].stages[0].mean is null; expected a number");
+  doc = data.pipeline.to_json();
+  doc["columns"][3].erase("label");
+  CHECK(error_of(doc) == prefix + "columns[3] has no 'label'");
+  doc = data.pipeline.to_json();
+  doc["columns"][4]["vocabulary"] = {"a", 7};
+  CHECK(error_of(doc) == prefix + "columns[4].vocabulary[1] is number; expected a string");
+  doc = data.pipeline.to_json();
+  doc["columns"] = {1, 2};
+  CHECK(error_of(doc) == prefix + "columns[0] is number; expected an object");
+}
+
 TEST_CASE("pipeline: fill, min_max, log1p, clip, scale, bucketize and index on a small set", "[data]") {
   TempDir dir;
   dir.write("t.csv",
