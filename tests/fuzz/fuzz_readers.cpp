@@ -7,6 +7,7 @@
 //   1: data::IdxReader: at most count() items, each item_elements() floats.
 //   2: checkpoint::read_tensors (a checkpoint's safetensors bytes against its manifest).
 //   3: runtime::read_safetensors (Kiln's weight files).
+//   4: data::FittedPipeline::from_json (a run's pipeline.json, once it parses as JSON).
 #include <unistd.h>
 
 #include <cstddef>
@@ -20,6 +21,7 @@
 #include "runtime/checkpoint/tensor_file.h"
 #include "runtime/data/csv_reader.h"
 #include "runtime/data/idx_reader.h"
+#include "runtime/data/pipeline.h"
 #include "runtime/train/safetensors.h"
 
 namespace {
@@ -109,17 +111,30 @@ void fuzz_safetensors(const std::uint8_t* data, std::size_t size) {
   }
 }
 
+void fuzz_pipeline(const std::uint8_t* data, std::size_t size) {
+  const nlohmann::json doc = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return;
+  try {
+    const kiln::data::FittedPipeline p = kiln::data::FittedPipeline::from_json(doc);
+    (void)p.to_json();
+  } catch (const kiln::data::DataError& e) {
+    if (std::string(e.what()).find("json.exception") != std::string::npos)
+      fail("the JSON library's text: " + std::string(e.what()));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::uint8_t which = data[0] % 4;
+  const std::uint8_t which = data[0] % 5;
   ++data, --size;
   switch (which) {
     case 0: fuzz_csv(data, size); break;
     case 1: fuzz_idx(data, size); break;
     case 2: fuzz_checkpoint_tensors(data, size); break;
-    default: fuzz_safetensors(data, size); break;
+    case 3: fuzz_safetensors(data, size); break;
+    default: fuzz_pipeline(data, size); break;
   }
   return 0;
 }
