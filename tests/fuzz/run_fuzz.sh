@@ -8,7 +8,7 @@ name=$(basename "$binary")
 corpus="$work/fuzz-corpus"
 rm -rf "$corpus" "$work/fuzz-artifacts"
 mkdir -p "$corpus" "$work/fuzz-artifacts"
-cp "$seeds"/* "$corpus"/
+find "$seeds" -maxdepth 1 -type f ! -name "*.md" -exec cp {} "$corpus"/ \;
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 "$binary" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
