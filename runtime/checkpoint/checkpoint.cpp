@@ -10,6 +10,7 @@
 
 #include "runtime/checkpoint/crc32c.h"
 #include "runtime/checkpoint/durable_io.h"
+#include "runtime/data/json_fields.h"
 
 namespace kiln::checkpoint {
 namespace {
@@ -141,37 +142,23 @@ Verified verify(const fs::path& ckpt) {
 // there (the trainer says what a resume lacks); other fields may be anything. A manifest of
 // another checkpoint_format is left to verify(), which reports the version.
 std::string manifest_schema_problem(const json& m) {
-  enum Kind { kInteger, kUnsigned, kNumber, kString, kBool, kObject, kArray };
-  const auto ok = [](const json& v, Kind k) {
-    switch (k) {
-      case kInteger: return v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX);
-      case kUnsigned: return v.is_number_unsigned();
-      case kNumber: return v.is_number();
-      case kString: return v.is_string();
-      case kBool: return v.is_boolean();
-      case kObject: return v.is_object();
-      case kArray: return v.is_array();
-    }
-    return false;
-  };
-  static const char* const kNames[] = {
-      "an integer", "a non-negative integer", "a number", "a string", "true or false", "an object", "an array"};
+  using data::JsonKind;
+  constexpr JsonKind kInteger = JsonKind::kInteger, kUnsigned = JsonKind::kUnsigned, kNumber = JsonKind::kNumber,
+                     kString = JsonKind::kString, kBool = JsonKind::kBool, kObject = JsonKind::kObject,
+                     kArray = JsonKind::kArray;
   std::string problem;
   // Checks object[key] (when present, or required) and returns it, or null after a problem.
-  const auto field = [&](const json& object, const std::string& at, const char* key, Kind k,
+  const auto field = [&](const json& object, const std::string& at, const std::string& key, JsonKind kind,
                          bool required) -> const json* {
     if (!problem.empty()) return nullptr;
-    const std::string where = at.empty() ? key : at + "." + key;
+    const std::string where = data::json_path(at, key);
     const auto it = object.find(key);
     if (it == object.end()) {
       if (required) problem = where + " is missing";
       return nullptr;
     }
-    if (!ok(*it, k)) {
-      problem = where + " is " + it->type_name() + "; expected " + kNames[k];
-      return nullptr;
-    }
-    return &*it;
+    problem = data::json_kind_problem(*it, kind, where);
+    return problem.empty() ? &*it : nullptr;
   };
   if (!field(m, "", "checkpoint_format", kInteger, true) || m["checkpoint_format"] != kFormatVersion) return problem;
   field(m, "", "step", kInteger, false);
@@ -183,10 +170,7 @@ std::string manifest_schema_problem(const json& m) {
   if (const json* files = field(m, "", "files", kObject, true)) {
     for (auto it = files->begin(); it != files->end() && problem.empty(); ++it) {
       const std::string at = "files." + it.key();
-      if (!it->is_object()) {
-        problem = at + " is " + it->type_name() + "; expected an object";
-        break;
-      }
+      problem = data::json_kind_problem(*it, kObject, at);
       field(*it, at, "bytes", kUnsigned, true);
       field(*it, at, "crc32c", kString, true);
     }
@@ -198,21 +182,17 @@ std::string manifest_schema_problem(const json& m) {
     for (const char* key : {"lr", "loss_sum", "best"}) field(*t, "training", key, kNumber, false);
     field(*t, "training", "early_stopped", kBool, false);
     if (const json* h = field(*t, "training", "epoch_holdout", kObject, false))
-      for (auto it = h->begin(); it != h->end(); ++it)
-        field(*h, "training.epoch_holdout", it.key().c_str(), kNumber, true);
+      for (auto it = h->begin(); it != h->end(); ++it) field(*h, "training.epoch_holdout", it.key(), kNumber, true);
   }
   if (const json* metrics = field(m, "", "metrics", kArray, false)) {
     for (std::size_t i = 0; i < metrics->size() && problem.empty(); ++i) {
       const json& e = (*metrics)[i];
       const std::string at = "metrics[" + std::to_string(i) + "]";
-      if (!e.is_object()) {
-        problem = at + " is " + e.type_name() + "; expected an object";
-        break;
-      }
+      problem = data::json_kind_problem(e, kObject, at);
       field(e, at, "epoch", kInteger, false);
       for (const char* key : {"train_loss", "seconds", "samples_per_second", "lr"}) field(e, at, key, kNumber, false);
       if (const json* h = field(e, at, "holdout", kObject, false))
-        for (auto it = h->begin(); it != h->end(); ++it) field(*h, at + ".holdout", it.key().c_str(), kNumber, true);
+        for (auto it = h->begin(); it != h->end(); ++it) field(*h, at + ".holdout", it.key(), kNumber, true);
     }
   }
   if (const json* d = field(m, "", "data", kObject, false)) field(*d, "data", "content_hash", kString, false);

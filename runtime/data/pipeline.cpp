@@ -14,6 +14,7 @@
 #include <map>
 
 #include "runtime/data/data_error.h"
+#include "runtime/data/json_fields.h"
 
 namespace kiln::data {
 namespace {
@@ -155,47 +156,46 @@ struct ValueCount {
   std::int64_t first_seen = 0;
 };
 
-// Typed reads of a pipeline document that say what is wrong and where ("columns[2].width is
-// a string; expected an integer") instead of passing on the JSON library's exception text.
+// Typed reads of a pipeline document (json_fields.h): each names what is wrong and where.
 [[noreturn]] void malformed(const std::string& what) {
   throw DataError("pipeline", 0, "malformed pipeline document: " + what);
 }
 
+void expect(const json& v, JsonKind kind, const std::string& where) {
+  if (std::string problem = json_kind_problem(v, kind, where); !problem.empty()) malformed(problem);
+}
+
+// Member `key` of the object at `where` ("" for the document itself).
 const json& member(const json& object, const char* key, const std::string& where) {
-  if (!object.is_object()) malformed(fmt::format("{} is {}; expected an object", where, object.type_name()));
+  expect(object, JsonKind::kObject, where.empty() ? "the document" : where);
   const auto it = object.find(key);
-  if (it == object.end()) malformed(fmt::format("{} has no '{}'", where, key));
+  if (it == object.end()) malformed(json_path(where, key) + " is missing");
   return *it;
 }
 
-void expect(bool ok, const json& value, const std::string& where, const char* expected) {
-  if (!ok) malformed(fmt::format("{} is {}; expected {}", where, value.type_name(), expected));
-}
-
 std::string text_of(const json& v, const std::string& where) {
-  expect(v.is_string(), v, where, "a string");
+  expect(v, JsonKind::kString, where);
   return v.get<std::string>();
 }
 
 bool flag_of(const json& v, const std::string& where) {
-  expect(v.is_boolean(), v, where, "true or false");
+  expect(v, JsonKind::kBool, where);
   return v.get<bool>();
 }
 
 std::int64_t integer_of(const json& v, const std::string& where) {
-  expect(v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX), v, where,
-         "an integer");
+  expect(v, JsonKind::kInteger, where);
   return v.get<std::int64_t>();
 }
 
 double number_of(const json& v, const std::string& where) {
-  expect(v.is_number(), v, where, "a number");
+  expect(v, JsonKind::kNumber, where);
   return v.get<double>();
 }
 
 template <class T, class Read>
 std::vector<T> list_of(const json& v, const std::string& where, Read read) {
-  expect(v.is_array(), v, where, "an array");
+  expect(v, JsonKind::kArray, where);
   std::vector<T> out;
   for (std::size_t i = 0; i < v.size(); ++i) out.push_back(read(v[i], fmt::format("{}[{}]", where, i)));
   return out;
@@ -205,7 +205,7 @@ std::vector<T> list_of(const json& v, const std::string& where, Read read) {
 template <class T, class Read>
 T optional_of(const json& object, const char* key, T fallback, const std::string& where, Read read) {
   const auto it = object.find(key);
-  return it == object.end() ? fallback : read(*it, where + "." + key);
+  return it == object.end() ? fallback : read(*it, json_path(where, key));
 }
 
 }  // namespace
@@ -445,14 +445,14 @@ FittedPipeline FittedPipeline::from_json(const nlohmann::json& doc) {
   if (!doc.is_object() || doc.value("format", json()) != "kiln.pipeline" || doc.value("version", json()) != 1) {
     throw DataError("pipeline", 0, "not a kiln.pipeline version 1 document");
   }
-  p.features = text_of(member(doc, "features", "the document"), "features");
-  const json& columns = member(doc, "columns", "the document");
-  expect(columns.is_array(), columns, "columns", "an array");
+  p.features = text_of(member(doc, "features", ""), "features");
+  const json& columns = member(doc, "columns", "");
+  expect(columns, JsonKind::kArray, "columns");
   for (std::size_t ci = 0; ci < columns.size(); ++ci) {
     const json& c = columns[ci];
     const std::string at = fmt::format("columns[{}]", ci);
     const auto field = [&](const char* key) -> const json& { return member(c, key, at); };
-    const auto path = [&](const char* key) { return at + "." + key; };
+    const auto path = [&](const char* key) { return json_path(at, key); };
     FittedColumn col;
     col.name = text_of(field("name"), path("name"));
     const std::string kind = text_of(field("kind"), path("kind"));
@@ -476,12 +476,12 @@ FittedPipeline FittedPipeline::from_json(const nlohmann::json& doc) {
     col.classes = optional_of(c, "classes", std::vector<std::string>{}, at, texts);
     col.vocabulary = optional_of(c, "vocabulary", std::vector<std::string>{}, at, texts);
     const json& stages = field("stages");
-    expect(stages.is_array(), stages, path("stages"), "an array");
+    expect(stages, JsonKind::kArray, path("stages"));
     for (std::size_t si = 0; si < stages.size(); ++si) {
       const json& j = stages[si];
       const std::string st = fmt::format("{}.stages[{}]", at, si);
       FittedStage s;
-      s.op = text_of(member(j, "op", st), st + ".op");
+      s.op = text_of(member(j, "op", st), json_path(st, "op"));
       s.fill_mode = optional_of(j, "mode", std::string(), st, text_of);
       s.value = optional_of(j, "value", optional_of(j, "factor", 0.0, st, number_of), st, number_of);
       s.text = optional_of(j, "text", std::string(), st, text_of);

@@ -223,7 +223,7 @@ TEST_CASE("pipeline: a field of the wrong type or missing is named by its path",
   CHECK(error_of(doc) == prefix + "columns[1].stages[0].mean is null; expected a number");
   doc = data.pipeline.to_json();
   doc["columns"][3].erase("label");
-  CHECK(error_of(doc) == prefix + "columns[3] has no 'label'");
+  CHECK(error_of(doc) == prefix + "columns[3].label is missing");
   doc = data.pipeline.to_json();
   doc["columns"][4]["vocabulary"] = {"a", 7};
   CHECK(error_of(doc) == prefix + "columns[4].vocabulary[1] is number; expected a string");
