@@ -299,9 +299,9 @@ template <Index Rows>
   const __mmask16 mask = first_lanes(nr);
   // A constant trip count and no early exit: t[i] with a variable i would put the tile in
   // memory for the whole micro-kernel, and clang-16 tuning for znver4 (-march=znver4) does
-  // not fully unroll this loop when it breaks at mr (a 64-row product 2.6x slower). The
-  // bitcode and the native library are built without -march, but the code must not depend
-  // on it.
+  // not fully unroll this loop when it breaks at mr (ctest gemm_tile_in_registers checks
+  // every AVX-512 -march). The bitcode and the native library are built without -march, but
+  // the code must not depend on it.
   for (Index i = 0; i < Rows; ++i) {
     if (i < mr) {
       float* row = c + i * ldc;

@@ -6,8 +6,7 @@ Compiles kernels/cpu/gemm.cpp to assembly with clang-16 -O2 for each CPU below (
 the plain -mavx512f ... flags of the bitcode and the native library) and fails if any zmm
 register is stored to or loaded from the stack. A tile in memory costs a store and a load
 per accumulator and step: with -march=znver4, a loop that ended in a `break` was not
-unrolled, the tile went to the stack (36 such moves) and a 64-row product ran 2.6x slower
-(docs/performance.md, session 9).
+unrolled and the tile went to the stack (36 such moves; docs/performance.md, session 9).
 
     check_tile_registers.py CLANGXX SOURCE_DIR
 """
