@@ -3,9 +3,13 @@
 #include "runtime/data/rows.h"
 
 #include <fmt/format.h>
+#include <zlib.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "compiler/syntax/diagnostics.h"
@@ -38,6 +42,88 @@ std::string join_names(const std::vector<std::string>& names, std::size_t limit 
 
 }  // namespace
 
+// A JSON-lines file (gzip or not), a line at a time: its bytes without the '\n'.
+class SchemaReader::LineFile {
+ public:
+  explicit LineFile(const std::filesystem::path& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+    if (file_ == nullptr) throw DataError(path, 0, std::string("cannot open the file: ") + std::strerror(errno));
+    gzbuffer(file_, 1 << 16);
+  }
+  ~LineFile() {
+    if (file_ != nullptr) gzclose(file_);
+  }
+  LineFile(const LineFile&) = delete;
+  LineFile& operator=(const LineFile&) = delete;
+
+  // The next line into `line`; false at the end of the file.
+  bool next(std::string& line) {
+    line.clear();
+    if (done_) return false;
+    for (;;) {
+      if (at_ == end_ && !refill()) {
+        done_ = true;
+        ++line_number_;
+        return !line.empty();  // a last line without '\n'
+      }
+      const char* start = buffer_.data() + at_;
+      const void* nl = std::memchr(start, '\n', end_ - at_);
+      const std::size_t n = nl != nullptr ? static_cast<const char*>(nl) - start : end_ - at_;
+      if (line.size() + n > CsvReader::kMaxRecordBytes) {
+        throw DataError(path_, line_number_ + 1,
+                        fmt::format("a line longer than {} MiB: not a record (is this a JSON-lines file?)",
+                                    CsvReader::kMaxRecordBytes >> 20));
+      }
+      line.append(start, n);
+      hash_.update(start, nl != nullptr ? n + 1 : n);
+      at_ += nl != nullptr ? n + 1 : n;
+      if (nl != nullptr) {
+        ++line_number_;
+        return true;
+      }
+    }
+  }
+
+  std::int64_t line_number() const { return line_number_; }  // of the line next() returned
+  std::uint64_t content_hash() const { return hash_.value(); }
+  std::uint64_t bytes_read() const { return bytes_; }
+
+ private:
+  bool refill() {
+    buffer_.resize(1 << 16);
+    const int got = gzread(file_, buffer_.data(), static_cast<unsigned>(buffer_.size()));
+    if (got < 0) {
+      int code = 0;
+      throw DataError(path_, line_number_ + 1, std::string("read error: ") + gzerror(file_, &code));
+    }
+    at_ = 0;
+    end_ = static_cast<std::size_t>(got);
+    bytes_ += end_;
+    return got > 0;
+  }
+
+  std::filesystem::path path_;
+  gzFile file_;
+  std::vector<char> buffer_;
+  std::size_t at_ = 0, end_ = 0;
+  std::int64_t line_number_ = 0;
+  bool done_ = false;
+  Fnv1a64 hash_;
+  std::uint64_t bytes_ = 0;
+};
+
+bool looks_like_json_lines(const std::filesystem::path& path) {
+  std::filesystem::path name = path.filename();
+  if (name.extension() == ".gz") name = name.stem();
+  const std::string ext = name.extension().string();
+  if (ext == ".jsonl" || ext == ".ndjson" || ext == ".json") return true;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  int c = gzgetc(f);
+  while (c == ' ' || c == '\t' || c == '\r' || c == '\n') c = gzgetc(f);
+  gzclose(f);
+  return c == '{';
+}
+
 void reset_row(Row& row, std::size_t columns) {
   row.line = 0;
   row.numbers.assign(columns, std::numeric_limits<double>::quiet_NaN());
@@ -52,7 +138,12 @@ std::string shorten(const std::string& text, std::size_t limit) {
   return text.substr(0, limit) + "...";
 }
 
-SchemaReader::SchemaReader(const sema::FeatureSet& set) : set_(set) {
+SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : set_(set), options_(options) {
+  if (set.source == sema::SourceKind::kCsv && options.json_lines) {
+    file_ = set.csv_path;
+    lines_ = std::make_unique<LineFile>(file_);
+    return;
+  }
   if (set.source == sema::SourceKind::kCsv) {
     file_ = set.csv_path;
     csv_ = std::make_unique<CsvReader>(file_);
@@ -115,6 +206,7 @@ SchemaReader::~SchemaReader() = default;
 
 std::uint64_t SchemaReader::content_hash() const {
   if (csv_) return csv_->content_hash();
+  if (lines_) return lines_->content_hash();
   // Two streams: fold the labels' hash into the images' one.
   Fnv1a64 h;
   std::uint64_t parts[2] = {images_->content_hash(), labels_->content_hash()};
@@ -123,11 +215,11 @@ std::uint64_t SchemaReader::content_hash() const {
 }
 
 std::uint64_t SchemaReader::bytes_read() const {
-  return csv_ ? csv_->bytes_read() : 0;
+  return csv_ ? csv_->bytes_read() : lines_ ? lines_->bytes_read() : 0;
 }
 
 SchemaReader::Result SchemaReader::next(Row& row, RejectedRecord& rejected) {
-  return csv_ ? next_csv(row, rejected) : next_idx(row, rejected);
+  return csv_ ? next_csv(row, rejected) : lines_ ? next_json(row, rejected) : next_idx(row, rejected);
 }
 
 std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row& row) const {
@@ -148,7 +240,12 @@ std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row
     const char* begin = value.data();
     if (*begin == '+') ++begin;  // from_chars does not take a leading '+'
     auto [p, ec] = std::from_chars(begin, end, v);
-    if (ec != std::errc() || p != end) {
+    if (ec == std::errc::result_out_of_range && p == end) {
+      // Beyond a double's range: an underflow is the nearest double (0 or a subnormal, as
+      // strtod gives it, which is what an artifact's generated C reads cells with), an
+      // overflow infinite (refused below).
+      v = std::strtod(std::string(begin, end).c_str(), nullptr);
+    } else if (ec != std::errc() || p != end) {
       return "'" + shorten(std::string(value), 40) + "' in number column '" + col.name + "' is not a number";
     }
     if (!std::isfinite(v)) {
@@ -199,6 +296,32 @@ SchemaReader::Result SchemaReader::next_csv(Row& row, RejectedRecord& rejected) 
   }
   for (std::size_t c = 0; c < set_.columns.size(); ++c) {
     std::string reason = parse_cell(c, record_.fields[field_of_column_[c]], row);
+    if (!reason.empty()) return reject(std::move(reason));
+  }
+  return Result::kRow;
+}
+
+SchemaReader::Result SchemaReader::next_json(Row& row, RejectedRecord& rejected) {
+  std::string line;
+  for (;;) {
+    if (!lines_->next(line)) return Result::kEnd;
+    // Blank lines (white space alone) are not records.
+    if (line.find_first_not_of(" \t\r\n") != std::string::npos) break;
+  }
+  reset_row(row, set_.columns.size());
+  row.line = lines_->line_number();
+  auto reject = [&](std::string reason) {
+    rejected.line = row.line;
+    rejected.reason = std::move(reason);
+    rejected.raw = shorten(line);
+    return Result::kRejected;
+  };
+  if (std::optional<JsonRecordError> e = parse_json_record(line, cells_)) return reject(describe(*e));
+  for (std::size_t c = 0; c < set_.columns.size(); ++c) {
+    const FeatureColumn& col = set_.columns[c];
+    const JsonCell* cell = find_cell(cells_, col.name);
+    if (cell == nullptr && col.is_label && options_.labels_optional) continue;  // stays missing
+    std::string reason = parse_cell(c, cell == nullptr || cell->null ? std::string() : cell->text, row);
     if (!reason.empty()) return reject(std::move(reason));
   }
   return Result::kRow;

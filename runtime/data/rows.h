@@ -15,6 +15,7 @@
 #include "compiler/sema/features.h"
 #include "runtime/data/csv_reader.h"
 #include "runtime/data/idx_reader.h"
+#include "runtime/data/json_record.h"
 
 namespace kiln::data {
 
@@ -55,14 +56,31 @@ struct RejectedRecord {
   std::string raw;  // the record as in the file (CSV) or a description of the item (IDX)
 };
 
+// How a csv(...) source's file is read.
+struct ReadOptions {
+  // The file holds JSON lines (json_record.h: one object per line, keys naming columns),
+  // not CSV. A record without a column's key has that cell missing.
+  bool json_lines = false;
+  // JSON lines: a record without a label column's key is read with the label missing
+  // instead of being rejected (predictions need no labels; a label that is there is
+  // still checked).
+  bool labels_optional = false;
+};
+
+// Whether `path` is to be read as JSON lines: a .jsonl, .ndjson or .json name (before a
+// .gz), or a first non-blank byte '{' (what an artifact's predictor decides by too). False
+// for a file that cannot be opened (the CSV reader reports it).
+bool looks_like_json_lines(const std::filesystem::path& path);
+
 class SchemaReader {
  public:
   enum class Result { kRow, kRejected, kEnd };
 
   // Opens the source and, for CSV, reads the header: every declared column must be in it
   // (DataError naming the column, with a did-you-mean). For IDX, the image shape must match
-  // the pixels column and both files must hold the same number of items.
-  explicit SchemaReader(const sema::FeatureSet& set);
+  // the pixels column and both files must hold the same number of items. JSON lines have
+  // no header: each record names its cells.
+  explicit SchemaReader(const sema::FeatureSet& set, ReadOptions options = {});
   ~SchemaReader();
 
   Result next(Row& row, RejectedRecord& rejected);
@@ -76,12 +94,17 @@ class SchemaReader {
 
  private:
   Result next_csv(Row& row, RejectedRecord& rejected);
+  Result next_json(Row& row, RejectedRecord& rejected);
   Result next_idx(Row& row, RejectedRecord& rejected);
   // Checks one cell of column `c`; "" when it is fine, else the reason.
   std::string parse_cell(std::size_t c, const std::string& text, Row& row) const;
 
   const sema::FeatureSet& set_;
+  ReadOptions options_;
   std::filesystem::path file_;
+  class LineFile;
+  std::unique_ptr<LineFile> lines_;  // JSON lines
+  std::vector<JsonCell> cells_;
   std::unique_ptr<CsvReader> csv_;
   std::size_t header_fields_ = 0;
   std::vector<std::size_t> field_of_column_;  // CSV: header position of each declared column

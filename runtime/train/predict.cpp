@@ -1,6 +1,7 @@
 // kiln predict (see predict.h).
 #include "runtime/train/predict.h"
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -27,7 +28,10 @@ using nlohmann::json;
 
 // The features block as the input file has it: reading `input`, without the label columns
 // its header lacks. `kept[i]` is the position in `set.columns` of the reduced set's column i.
-sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input, std::vector<std::size_t>& kept) {
+// JSON lines have no header: every column is kept, and a record may leave out its labels
+// (`read.labels_optional`).
+sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input, std::vector<std::size_t>& kept,
+                              data::ReadOptions& read) {
   sema::FeatureSet reduced = set;
   if (input.empty()) {
     for (std::size_t i = 0; i < set.columns.size(); ++i) kept.push_back(i);
@@ -37,6 +41,11 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
     throw TrainError("features '" + set.name + "' read IDX files; predict on them without --input");
   }
   reduced.csv_path = input;
+  if (data::looks_like_json_lines(input)) {
+    read.json_lines = read.labels_optional = true;
+    for (std::size_t i = 0; i < set.columns.size(); ++i) kept.push_back(i);
+    return reduced;
+  }
   data::CsvReader header_reader(input);
   data::CsvRecord header;
   if (!header_reader.next(header)) throw TrainError(input.string() + ": error: the file is empty");
@@ -52,11 +61,10 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
 }
 
 // How many records `schema`'s source holds, counted before it is read: CSV, its non-empty
-// lines after the header (gzip or not); IDX, the images file's item count. -1 when it cannot
-// tell, or when `cancel` is set meanwhile. Only a guess — a quoted line break or a rejected
-// record makes it wrong — used to compile the last, partial batch's executor while the
-// full batch's compiles.
-std::int64_t count_records(const sema::FeatureSet& schema, const std::atomic<bool>& cancel) {
+// lines after the header (gzip or not; JSON lines: all of them); IDX, the images file's
+// item count. -1 when it cannot tell, or when `cancel` is set meanwhile. Only a guess — a quoted line break or a
+// rejected record makes it wrong — used to compile the last, partial batch's executor while the full batch's compiles.
+std::int64_t count_records(const sema::FeatureSet& schema, bool header, const std::atomic<bool>& cancel) {
   if (schema.source == sema::SourceKind::kIdx) {
     try {
       return data::IdxReader(schema.idx_images).count();
@@ -90,10 +98,24 @@ std::int64_t count_records(const sema::FeatureSet& schema, const std::atomic<boo
   gzclose(file);
   if (lines < 0) return -1;
   lines += content ? 1 : 0;
-  return lines > 0 ? lines - 1 : 0;  // the header
+  return header && lines > 0 ? lines - 1 : lines;
 }
 
 using Clock = std::chrono::steady_clock;
+
+// A reason on one line: control bytes (a quoted line break in a cell) as \xNN, as an
+// artifact's predictor writes them.
+std::string one_line(const std::string& reason) {
+  std::string out;
+  for (const char c : reason) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 // The last, partial batch's executor, made on its own thread while predict reads records
 // and compiles the full batch's: the thread counts the records (count_records) and, when
@@ -102,10 +124,11 @@ using Clock = std::chrono::steady_clock;
 // the thread. `graph` must outlive it.
 class EarlyCompile {
  public:
-  EarlyCompile(const ir::Graph& graph, sema::FeatureSet schema, std::int64_t batch) : schema_(std::move(schema)) {
-    future_ = std::async(std::launch::async, [this, &graph, batch] {
+  EarlyCompile(const ir::Graph& graph, sema::FeatureSet schema, bool header, std::int64_t batch)
+      : schema_(std::move(schema)) {
+    future_ = std::async(std::launch::async, [this, &graph, header, batch] {
       Made made;
-      const std::int64_t records = count_records(schema_, cancel_);
+      const std::int64_t records = count_records(schema_, header, cancel_);
       if (cancel_.load() || records <= batch || records % batch == 0) return made;
       try {
         made.start = Clock::now();
@@ -209,12 +232,14 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   }
 
   std::vector<std::size_t> kept;
-  sema::FeatureSet schema = input_schema(*set, options.input, kept);
+  data::ReadOptions read;
+  sema::FeatureSet schema = input_schema(*set, options.input, kept, read);
   // A source of more than one batch whose size the batch does not divide needs two JIT
   // compiles, the full batch's at the first batch and the rest's at the end: the second
   // starts now, on its own thread, so the two run at once. A wrong count only costs an
   // executor that is never used (one for the right size is then compiled at the end).
-  if (options.backend == Backend::kJit) early = std::make_unique<EarlyCompile>(graph, schema, batch_size);
+  if (options.backend == Backend::kJit)
+    early = std::make_unique<EarlyCompile>(graph, schema, !read.json_lines, batch_size);
   std::int64_t written = 0;
   bool header_done = false;
   auto flush = [&](data::Batch& b, const std::vector<std::int64_t>& lines) {
@@ -269,7 +294,7 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
   };
 
   try {
-    data::SchemaReader reader(schema);
+    data::SchemaReader reader(schema, read);
     data::Row reduced, full;
     data::RejectedRecord rejected;
     data::Batch b;
@@ -287,7 +312,7 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
       data::SchemaReader::Result r = reader.next(reduced, rejected);
       if (r == data::SchemaReader::Result::kEnd) break;
       if (r == data::SchemaReader::Result::kRejected) {
-        errors << reader.file().string() << ":" << rejected.line << ": skipped: " << rejected.reason << "\n";
+        errors << reader.file().string() << ":" << rejected.line << ": skipped: " << one_line(rejected.reason) << "\n";
         continue;
       }
       data::reset_row(full, set->columns.size());
@@ -304,7 +329,7 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
           b.classes.data() + at * pipeline.class_labels(), b.targets.data() + at * pipeline.number_labels(),
           /*labels_optional=*/true);
       if (!why.empty()) {
-        errors << reader.file().string() << ":" << full.line << ": skipped: " << why << "\n";
+        errors << reader.file().string() << ":" << full.line << ": skipped: " << one_line(why) << "\n";
         continue;
       }
       lines.push_back(full.line);

@@ -1,8 +1,8 @@
 // Predictions from a finished run: records are read with the features block's schema
 // (label columns may be absent), go through the run's fitted pipeline — the very transform
 // training used — and through the model's forward pass; one prediction per record comes
-// out as CSV or JSON lines. Records that do not fit the schema are reported with their
-// line and reason, and skipped.
+// out as CSV or JSON lines. Input records are CSV or JSON lines (data/json_record.h).
+// Records that do not fit the schema are reported with their line and reason, and skipped.
 #pragma once
 
 #include <filesystem>
@@ -18,7 +18,7 @@ enum class PredictFormat { kCsv, kJsonLines };
 
 struct PredictOptions {
   std::filesystem::path run_dir;
-  std::filesystem::path input;  // a CSV file; empty: the features block's own source (CSV or IDX)
+  std::filesystem::path input;  // CSV or JSON lines (data::looks_like_json_lines); empty: the block's own source
   PredictFormat format = PredictFormat::kCsv;
   Backend backend = Backend::kJit;
 };

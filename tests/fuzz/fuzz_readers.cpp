@@ -8,6 +8,9 @@
 //   2: checkpoint::read_tensors (a checkpoint's safetensors bytes against its manifest).
 //   3: runtime::read_safetensors (Kiln's weight files).
 //   4: data::FittedPipeline::from_json (a run's pipeline.json, once it parses as JSON).
+//   5: data::parse_json_record on each line (kiln predict's JSON lines): a refusal names a
+//      column within the line and a reason; a record's cells hold no NUL byte and, written
+//      back as JSON, parse to the same cells.
 #include <unistd.h>
 
 #include <cstddef>
@@ -21,6 +24,7 @@
 #include "runtime/checkpoint/tensor_file.h"
 #include "runtime/data/csv_reader.h"
 #include "runtime/data/idx_reader.h"
+#include "runtime/data/json_record.h"
 #include "runtime/data/pipeline.h"
 #include "runtime/train/safetensors.h"
 
@@ -123,18 +127,65 @@ void fuzz_pipeline(const std::uint8_t* data, std::size_t size) {
   }
 }
 
+// A JSON string literal of `text` (control bytes as \u escapes).
+std::string quoted(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+void fuzz_json_lines(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  std::vector<kiln::data::JsonCell> cells, again;
+  for (std::size_t at = 0; at <= text.size();) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    if (auto e = kiln::data::parse_json_record(line, cells)) {
+      if (e->column < 1 || e->column > line.size() + 1) fail("a column outside the line: " + describe(*e));
+      if (e->reason.empty()) fail("a refusal without a reason");
+      continue;
+    }
+    std::string written = "{";
+    for (const kiln::data::JsonCell& c : cells) {
+      if (c.text.find('\0') != std::string::npos || c.key.find('\0') != std::string::npos) fail("a NUL in a cell");
+      written += (written.size() > 1 ? "," : "") + quoted(c.key) + ":" + (c.null ? "null" : quoted(c.text));
+    }
+    written += "}";
+    if (auto e = kiln::data::parse_json_record(written, again)) fail("a record written back is refused: " + written);
+    if (again.size() != cells.size()) fail("a record written back has other cells: " + written);
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      if (again[i].key != cells[i].key || again[i].text != cells[i].text || again[i].null != cells[i].null)
+        fail("a record written back has other cells: " + written);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::uint8_t which = data[0] % 5;
+  const std::uint8_t which = data[0] % 6;
   ++data, --size;
   switch (which) {
     case 0: fuzz_csv(data, size); break;
     case 1: fuzz_idx(data, size); break;
     case 2: fuzz_checkpoint_tensors(data, size); break;
     case 3: fuzz_safetensors(data, size); break;
-    default: fuzz_pipeline(data, size); break;
+    case 4: fuzz_pipeline(data, size); break;
+    default: fuzz_json_lines(data, size); break;
   }
   return 0;
 }

@@ -458,8 +458,9 @@ int main_impl(int argc, char** argv) {
   predict_run_opt->excludes(predict_ckpt_opt);
   predict->add_option(
       "--input", predict_input,
-      "A CSV file with the features block's columns (labels may be absent); default: the block's own source");
-  predict->add_option("--format", predict_format, "csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
+      "A CSV or JSON-lines file (.jsonl, or a first character '{') with the features block's columns (labels may "
+      "be absent); default: the block's own source");
+  predict->add_option("--format", predict_format, "Output: csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
   predict->add_option("--backend", predict_options.backend, backend_help)->transform(CLI::CheckedTransformer(backends));
   predict->add_option("--model", predict_model, "Which model's train block (default: the first)");
 
