@@ -20,12 +20,18 @@ Then, training against serving: `kiln predict` (the C++ feature pipeline and the
 artifact's predictor (the pipeline and model compiled into C) on files of the model's
 records with cells edited to what a feed gets wrong, columns reordered or added, quotes,
 blank lines and CRLF must exit alike, predict the same records (within 1e-5, same class)
-and skip the same ones.
+and skip the same ones. The same on JSON-lines files (values as strings, numbers, null,
+true, arrays, escapes; keys left out, added, repeated; lines that are not JSON records) and
+on the mutated JSON-lines inputs: there the two must also give the same reason, column
+included, for every line that is not a record (runtime/data/json_record.cpp and the
+generated C are one grammar).
 
     fuzz_artifact_reader.py KILN_BINARY SOURCE_DIR [--cases N] [--seed S]
 
 Environment: KILN_FUZZ_READER_CASES overrides --cases (the default suite runs 400),
-KILN_FUZZ_SKEW_CASES --skew-cases (25).
+KILN_FUZZ_SKEW_CASES --skew-cases (25 CSV files and 25 JSON-lines files),
+KILN_FUZZ_DIFF_CASES --diff-cases (of the mutated JSON-lines inputs, how many also go
+through kiln predict; 40).
 """
 import argparse
 import json
@@ -131,8 +137,9 @@ def check_run(path: pathlib.Path, p: subprocess.CompletedProcess, jsonl_out: boo
     return ""
 
 
-CELLS = ["", " ", "abc", "-1", "1e10", "1e400", "nan", "inf", "0x10", "+5", " 7 ", '"3"', '"a,b"', '""', "007",
-         "1.5e-3", "-0", "NA", "unknown", '"mul\nti"', "good", "bad", "rent", "married"]
+CELLS = ["", " ", "abc", "-1", "1e10", "1e400", "1e-400", "2e-320", "6." + "9" * 300, "nan", "inf", "0x10", "+5",
+         "+-5", " 7 ", '"3"', '"a,b"', '""', "007", "1.5e-3", "-0", "NA", "unknown", '"mul\nti"', '"\n9"', "good",
+         "bad", "rent", "married"]
 
 
 def skew_case(lines, rng: random.Random) -> str:
@@ -159,13 +166,69 @@ def skew_case(lines, rng: random.Random) -> str:
     return eol.join(text) + (eol if rng.random() < 0.8 else "")
 
 
+# JSON values a feed gets wrong or writes in another way than the model's file: each
+# replaces a value of a record (raw JSON text).
+JSON_VALUES = ['null', '""', '" "', 'true', 'false', '"abc"', '-1', '1e10', '1e400', '1e-400', '"1e400"', '"nan"',
+               '"12"', '6.' + '9' * 300, '"\\n9"', '"\\t9"',
+               '" 7 "', '"007"', '0', '-0', '2.5e-3', '"good"', '"bad"', '"rent"', '"\\u0072ent"', '"r\\u00e9nt"',
+               '"mul\\nti"', '[]', '[1, 2]', '["rent"]', '"\\"quoted\\""', '"tab\\there"']
+# Lines that are not JSON records (or are, barely): each replaces a whole line.
+JSON_BAD_LINES = ['{"Age": 30,}', '{"Age": tru}', '{"Age": 01}', '{"Age": 1.}', '{"Age": +5}', '{"Age": NaN}',
+                  '{"Home": "a\tb"}', '{"Home": "\\x"}', '{"Home": "\\u12"}', '{"Home": "x', '{"Age": {"a": 1}}',
+                  '{"Age": [1, [2]]}', '{"Age": 1} x', '{"Age": 1}{"Age": 2}', 'good,9,rent', '[1, 2]', '{}',
+                  '{"Age": 1 "Home": "x"}', "{'Age': 1}", '{"Age": [1 2]}', '{"Home": "\\ud83d"}']
+
+
+def json_skew_case(lines, rng: random.Random) -> str:
+    """A JSON-lines file of 40 of the model's records: some values replaced, keys left out
+    (labels too), added or repeated, keys reordered, some lines not records, blank lines,
+    CRLF."""
+    header = lines[0].split(",")
+    out = []
+    for rec in rng.sample(lines[1:], 40):
+        members = []
+        for k, v in zip(header, rec.split(",")):
+            try:
+                float(v)
+                value = v
+            except ValueError:
+                value = json.dumps(v)
+            members.append([k, value])
+        if rng.random() < 0.3:
+            for _ in range(rng.randint(1, 3)):
+                members[rng.randrange(len(members))][1] = rng.choice(JSON_VALUES)
+        if rng.random() < 0.15:
+            del members[rng.randrange(len(members))]
+        if rng.random() < 0.1:
+            members.append(["extra", rng.choice(JSON_VALUES)])
+        if rng.random() < 0.1:
+            members.append(list(rng.choice(members[:-1] or members)))
+            members[-1][1] = rng.choice(JSON_VALUES)
+        if rng.random() < 0.3:
+            rng.shuffle(members)
+        sep = rng.choice([", ", ",", " ,\t"])
+        line = "{" + sep.join(f'"{k}":{rng.choice(["", " "])}{v}' for k, v in members) + "}"
+        if rng.random() < 0.06:
+            line = rng.choice(JSON_BAD_LINES)
+        if rng.random() < 0.05:
+            out.append(rng.choice(["", "  ", "\t"]))
+        out.append(line)
+    eol = "\r\n" if rng.random() < 0.2 else "\n"
+    return eol.join(out) + (eol if rng.random() < 0.8 else "")
+
+
 def compare_predictions(a: subprocess.CompletedProcess, b: subprocess.CompletedProcess) -> str:
-    """How `kiln predict` (a) and the artifact (b) disagree on one file (empty when they do not)."""
+    """How `kiln predict` (a) and the artifact (b) disagree on one file (empty when they do not).
+    Lines that are not JSON records must also be refused for the same reason at the same
+    column."""
     def rows(out):
         return {int(c[0]): c[1:] for c in (line.split(",") for line in out.splitlines()[1:])}
 
     def skipped(err):
         return sorted(int(m) for m in re.findall(r":(\d+): skipped: ", err))
+
+    def not_records(err):
+        return sorted(re.findall(r":\d+: skipped: not a JSON record .*", err))
 
     if a.returncode != b.returncode:
         return f"exit status {a.returncode} (kiln predict) against {b.returncode}: {a.stderr[-300:]} / {b.stderr[-300:]}"
@@ -182,6 +245,9 @@ def compare_predictions(a: subprocess.CompletedProcess, b: subprocess.CompletedP
             return f"line {line}: kiln predict {want}, the artifact {got}"
     if skipped(a.stderr) != skipped(b.stderr):
         return f"records skipped: {skipped(a.stderr)[:8]} against {skipped(b.stderr)[:8]}"
+    if not_records(a.stderr) != not_records(b.stderr):
+        diff = sorted(set(not_records(a.stderr)) ^ set(not_records(b.stderr)))
+        return f"lines that are not JSON records, told apart: {diff[:4]}"
     return ""
 
 
@@ -192,9 +258,11 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=400)
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--skew-cases", type=int, default=25)
+    ap.add_argument("--diff-cases", type=int, default=40)
     args = ap.parse_args()
     cases = int(os.environ.get("KILN_FUZZ_READER_CASES", args.cases))
     skew_cases = int(os.environ.get("KILN_FUZZ_SKEW_CASES", args.skew_cases))
+    diff_cases = int(os.environ.get("KILN_FUZZ_DIFF_CASES", args.diff_cases))
     kiln = str(pathlib.Path(args.kiln).resolve())
     src = pathlib.Path(args.source).resolve()
     model = str(src / "models" / f"{NAME}.kiln")
@@ -273,8 +341,12 @@ def main() -> int:
               f"an array of 60 under a 3000-byte key: read as an object (skipped: it lacks the model's columns) "
               f"{problem}")
 
+        def kiln_predict(path: pathlib.Path) -> subprocess.CompletedProcess:
+            return subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(path)], env=env,
+                                  capture_output=True, text=True, errors="replace")
+
         rng = random.Random(args.seed)
-        bad = 0
+        bad = diffs = diffed = 0
         for i in range(cases):
             use_json = rng.random() < 0.5
             seed, other = (json_seed, csv_seed) if use_json else (csv_seed, json_seed)
@@ -283,6 +355,13 @@ def main() -> int:
             path, p = predict(data, ".jsonl" if use_json and rng.random() < 0.5 else ".csv" if not use_json else "",
                               jsonl_out)
             problem = check_run(path, p, jsonl_out) if p else "no result within 10 s"
+            # Mutated JSON lines through kiln predict too: the same records read, refused and
+            # predicted (a file both read as JSON lines: its name says so).
+            if not problem and path.suffix == ".jsonl" and not jsonl_out and diffed < diff_cases:
+                diffed += 1
+                problem = compare_predictions(kiln_predict(path), p)
+                diffs += 1 if problem else 0
+                problem = f"kiln predict and the artifact differ: {problem}" if problem else ""
             if problem:
                 bad += 1
                 keep = pathlib.Path.cwd() / f"reader_failure_{args.seed}_{i}.bin"
@@ -293,6 +372,8 @@ def main() -> int:
                     except OSError:
                         pass
         check(bad == 0, f"{cases} mutated inputs (seed {args.seed}): {bad} failed")
+        check(diffs == 0 and (diffed == diff_cases or cases < 4 * diff_cases),
+              f"{diffed} of them (JSON lines) through kiln predict as well: {diffs} differ")
 
         # Serving against training: `kiln predict` (the feature pipeline in C++, the model on
         # the JIT) and the artifact (both compiled into C) on CSV files of valid records with
@@ -301,12 +382,12 @@ def main() -> int:
         # lines, CRLF: the same exit status, the same records predicted within 1e-5 with the
         # same class, the same records skipped.
         skew = skips = predicted = 0
-        for i in range(skew_cases):
-            data = skew_case(csv_path.read_text().splitlines(), rng)
-            path = tmp / "skew.csv"
+        for i in range(2 * skew_cases):
+            as_json = i >= skew_cases
+            data = (json_skew_case if as_json else skew_case)(csv_path.read_text().splitlines(), rng)
+            path = tmp / ("skew.jsonl" if as_json else "skew.csv")
             path.write_text(data)
-            a = subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(path)], env=env,
-                               capture_output=True, text=True)
+            a = kiln_predict(path)
             b = subprocess.run([str(reader), str(path)], env=renv, capture_output=True, text=True, timeout=10)
             problem = compare_predictions(a, b)
             skips += len(re.findall(r":\d+: skipped: ", a.stderr))
@@ -314,11 +395,12 @@ def main() -> int:
             if problem:
                 skew += 1
                 if skew <= 5:
-                    keep = pathlib.Path.cwd() / f"skew_failure_{args.seed}_{i}.csv"
+                    keep = pathlib.Path.cwd() / f"skew_failure_{args.seed}_{i}{path.suffix}"
                     print(f"skew case {i}: {problem}\n  input kept as {keep}")
                     keep.write_text(data)
         check(skew == 0 and skips > 0 and predicted > 0,
-              f"{skew_cases} files of edited records: kiln predict and the artifact agree ({skew} differ; "
+              f"{skew_cases} CSV and {skew_cases} JSON-lines files of edited records: kiln predict and the artifact "
+              f"agree ({skew} differ; "
               f"{predicted} records predicted and {skips} skipped by kiln predict)")
     if failures:
         print(f"{len(failures)} check(s) failed")

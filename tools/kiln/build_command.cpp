@@ -758,7 +758,6 @@ __attribute__((unused)) static int @P@_class_text(const char* s, size_t len, lon
 static int @P@_parse_number(const char* cell, const char* column, int has_fill, double* x, char* why, size_t why_len) {
   const char* s;
   size_t len;
-  char buf[128];
   char* end;
   if (@P@_cell(cell, &s, &len)) {
     *x = NAN;
@@ -770,20 +769,21 @@ static int @P@_parse_number(const char* cell, const char* column, int has_fill, 
     ++s;
     --len;
   }
-  if (len == 0 || len >= sizeof buf || memchr(s, 'x', len) || memchr(s, 'X', len) || s[0] == ' ' || s[0] == '\t' ||
-      s[0] == '+') {
+  /* strtod reads the cell in place (a C string: it stops at the NUL at the latest), however
+   * many digits it has; it must end where the trimmed cell does. An underflow reads as the
+   * nearest double, an overflow as infinite (refused), as Kiln's own reader does. */
+  if (len == 0 || memchr(s, 'x', len) || memchr(s, 'X', len) || s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r') ||
+      s[0] == '+') { /* strtod would skip white space, which Kiln's reader refuses */
     @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a number", (int)(len > 40 ? 40 : len), s, column);
     return 0;
   }
-  memcpy(buf, s, len);
-  buf[len] = 0;
-  *x = strtod(buf, &end);
-  if (end != buf + len) {
+  *x = strtod(s, &end);
+  if (end != s + len) {
     @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a number", (int)(len > 40 ? 40 : len), s, column);
     return 0;
   }
   if (!isfinite(*x)) {
-    @P@_reason(why, why_len, "'%s' in number column '%s' is not a finite number", buf, column);
+    @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a finite number", (int)len, s, column);
     return 0;
   }
   return 1;
@@ -1308,7 +1308,7 @@ const char* kMainSource = R"C(/* @P@_main.c: the standalone predictor, generated
  *   @P@ [--format csv|jsonl] [--weights FILE] [INPUT]
  *
  * Reads raw records from INPUT (or standard input): CSV with a header row, or JSON lines
- * (one object per line; chosen by a .jsonl/.json name or a first character '{'). Applies
+ * (one object per line; chosen by a .jsonl/.ndjson/.json name or a first character '{'). Applies
  * the fitted feature pipeline compiled into the library, predicts in batches of up to
  * @UP@_MAX_BATCH rows and writes one prediction per record, as `kiln predict` does. Records
  * the pipeline rejects are reported on standard error and skipped.
@@ -1424,15 +1424,46 @@ static int next_csv(FILE* in, long* line, text_t* text, offsets_t* fields, long*
   }
 }
 
-/* ---- JSON lines: a flat object; arrays become KEY_0, KEY_1, ... ---- */
+/* ---- JSON lines: one object per line whose values are scalars or arrays of scalars (an
+ * array KEY: [...] gives KEY_0, KEY_1, ...). The grammar and the reasons are those of Kiln's
+ * runtime/data/json_record.cpp, which kiln predict reads JSON lines with: the two accept
+ * and refuse the same lines. ---- */
+
+#define JSON_NOT_OBJECT "expected '{': a record is one JSON object"
+#define JSON_KEY "expected a string key"
+#define JSON_COLON "expected ':' after the key"
+#define JSON_VALUE "expected a value: a string, a number, true, false, null or an array of them"
+#define JSON_NESTED "a nested object or array: values are scalars or arrays of scalars"
+#define JSON_AFTER_MEMBER "expected ',' or '}' after a value"
+#define JSON_AFTER_ELEMENT "expected ',' or ']' after an array element"
+#define JSON_NUMBER "not a JSON number"
+#define JSON_UNTERMINATED "unterminated string"
+#define JSON_CONTROL "a control character in a string (JSON escapes it, e.g. \\t)"
+#define JSON_ESCAPE "not a JSON escape"
+#define JSON_UNICODE "a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"
+#define JSON_TRAILING "text after the object"
+#define JSON_NUL "a NUL byte"
 
 typedef struct {
   const char* s;
-  int ok;
+  size_t len, at;  /* the line's bytes, and the cursor */
+  const char* why; /* why the line is not a record (at the cursor), or NULL */
 } json_t;
 
+/* The byte at the cursor; 0 at the end of the line. */
+static char jpeek(const json_t* j) {
+  return j->at < j->len ? j->s[j->at] : 0;
+}
+
+/* Fails at the cursor: a NUL byte there is named as such, whatever the grammar expected. */
+static int jfail(json_t* j, const char* why) {
+  j->why = j->at < j->len && j->s[j->at] == 0 ? JSON_NUL : why;
+  return 0;
+}
+
 static void skip_ws(json_t* j) {
-  while (*j->s == ' ' || *j->s == '\t' || *j->s == '\r' || *j->s == '\n') ++j->s;
+  while (j->at < j->len && (j->s[j->at] == ' ' || j->s[j->at] == '\t' || j->s[j->at] == '\r' || j->s[j->at] == '\n'))
+    ++j->at;
 }
 
 static void utf8(text_t* t, unsigned u) {
@@ -1453,160 +1484,226 @@ static void utf8(text_t* t, unsigned u) {
   }
 }
 
-/* The four hex digits of a backslash-u escape; -1 (reading no further than a NUL) if they are not. */
+/* Four hex digits at the cursor (consumed), or -1. */
 static long hex4(json_t* j) {
   long u = 0;
   for (int i = 0; i < 4; ++i) {
-    const char h = *j->s;
+    const char h = jpeek(j);
     const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
     if (d < 0) return -1;
     u = u * 16 + d;
-    ++j->s;
+    ++j->at;
   }
   return u;
 }
 
-static void json_string(json_t* j, text_t* t) {
-  if (*j->s != '"') {
-    j->ok = 0;
-    return;
-  }
-  ++j->s;
-  while (*j->s && *j->s != '"') {
-    char c = *j->s++;
+/* The string at the cursor (its opening quote), decoded into t with a closing NUL. */
+static int json_string(json_t* j, text_t* t) {
+  ++j->at;
+  for (;;) {
+    char c;
+    if (j->at >= j->len) return jfail(j, JSON_UNTERMINATED);
+    c = j->s[j->at];
+    if (c == '"') {
+      ++j->at;
+      put(t, 0);
+      return 1;
+    }
+    if ((unsigned char)c < 0x20) return jfail(j, JSON_CONTROL);
     if (c != '\\') {
       put(t, c);
+      ++j->at;
       continue;
     }
-    c = *j->s++;
-    switch (c) {
-      case 'n': put(t, '\n'); break;
-      case 't': put(t, '\t'); break;
-      case 'r': put(t, '\r'); break;
+    ++j->at;
+    switch (jpeek(j)) {
+      case '"': put(t, '"'); break;
+      case '\\': put(t, '\\'); break;
+      case '/': put(t, '/'); break;
       case 'b': put(t, '\b'); break;
       case 'f': put(t, '\f'); break;
-      case 'u': { /* a surrogate pair makes one code point; NUL and lone surrogates are refused */
-        long u = hex4(j);
-        if (u >= 0xD800 && u < 0xDC00 && j->s[0] == '\\' && j->s[1] == 'u') {
-          j->s += 2;
-          const long low = hex4(j);
+      case 'n': put(t, '\n'); break;
+      case 'r': put(t, '\r'); break;
+      case 't': put(t, '\t'); break;
+      case 'u': { /* a surrogate pair makes one code point; NUL and unpaired surrogates are refused */
+        const size_t escape = j->at - 1;
+        long u;
+        ++j->at;
+        u = hex4(j);
+        if (u >= 0xD800 && u < 0xDC00 && jpeek(j) == '\\' && j->at + 1 < j->len && j->s[j->at + 1] == 'u') {
+          long low;
+          j->at += 2;
+          low = hex4(j);
           u = low >= 0xDC00 && low < 0xE000 ? 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00) : -1;
         }
         if (u <= 0 || (u >= 0xD800 && u < 0xE000)) {
-          j->ok = 0;
-          return;
+          j->at = escape;
+          return jfail(j, JSON_UNICODE);
         }
         utf8(t, (unsigned)u);
-        break;
+        continue; /* hex4 moved past the digits */
       }
-      case 0: j->ok = 0; return;
-      default: put(t, c);
+      default:
+        if (j->at >= j->len) return jfail(j, JSON_UNTERMINATED);
+        --j->at; /* at the backslash */
+        return jfail(j, JSON_ESCAPE);
+    }
+    ++j->at;
+  }
+}
+
+static int is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+/* Whether the n bytes at s are a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int json_number(const char* s, size_t n) {
+  size_t i = 0, from;
+  if (i < n && s[i] == '-') ++i;
+  if (i < n && s[i] == '0') {
+    ++i;
+  } else {
+    for (from = i; i < n && is_digit(s[i]); ++i) {}
+    if (i == from) return 0;
+  }
+  if (i < n && s[i] == '.') {
+    for (from = ++i; i < n && is_digit(s[i]); ++i) {}
+    if (i == from) return 0;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
+    for (from = i; i < n && is_digit(s[i]); ++i) {}
+    if (i == from) return 0;
+  }
+  return i == n;
+}
+
+/* A scalar at the cursor into t (with a closing NUL): a string's text, a number's token as
+ * written, true or false; *null set for null. */
+static int json_scalar(json_t* j, text_t* t, int* null) {
+  const char c = jpeek(j);
+  const size_t start = j->at;
+  size_t n;
+  *null = 0;
+  if (c == '"') return json_string(j, t);
+  if (c == '{' || c == '[') return jfail(j, JSON_NESTED);
+  if (is_digit(c) || c == '-' || c == '+' || c == '.') {
+    /* The whole run of number characters is the token: 01, 1. and 1e are not numbers. */
+    while (j->at < j->len && (is_digit(j->s[j->at]) || j->s[j->at] == '-' || j->s[j->at] == '+' ||
+                              j->s[j->at] == '.' || j->s[j->at] == 'e' || j->s[j->at] == 'E'))
+      ++j->at;
+    if (!json_number(j->s + start, j->at - start)) {
+      j->at = start;
+      return jfail(j, JSON_NUMBER);
+    }
+  } else {
+    while (j->at < j->len && ((j->s[j->at] >= 'a' && j->s[j->at] <= 'z') || (j->s[j->at] >= 'A' && j->s[j->at] <= 'Z') ||
+                              is_digit(j->s[j->at]) || j->s[j->at] == '_'))
+      ++j->at;
+    n = j->at - start;
+    if (n == 4 && memcmp(j->s + start, "null", 4) == 0) {
+      *null = 1;
+      put(t, 0);
+      return 1;
+    }
+    if (!((n == 4 && memcmp(j->s + start, "true", 4) == 0) || (n == 5 && memcmp(j->s + start, "false", 5) == 0))) {
+      j->at = start;
+      return jfail(j, JSON_VALUE);
     }
   }
-  if (*j->s != '"') {
-    j->ok = 0;
-    return;
-  }
-  ++j->s;
+  for (n = start; n < j->at; ++n) put(t, j->s[n]);
   put(t, 0);
+  return 1;
 }
 
-/* A scalar: string text, a number's or literal's token; *null set for null. */
-static void json_scalar(json_t* j, text_t* t, int* null) {
-  *null = 0;
+/* After the closing brace: white space to the end of the line. */
+static int json_end(json_t* j) {
   skip_ws(j);
-  if (*j->s == '"') {
-    json_string(j, t);
-    return;
-  }
-  if (strncmp(j->s, "null", 4) == 0) {
-    j->s += 4;
-    *null = 1;
-    put(t, 0);
-    return;
-  }
-  const char* start = j->s;
-  while (*j->s && strchr("+-0123456789.eEtruefals", *j->s)) put(t, *j->s++);
-  if (j->s == start) j->ok = 0;
-  put(t, 0);
+  return j->at < j->len ? jfail(j, JSON_TRAILING) : 1;
 }
 
-/* Whether only white space follows the object's closing brace, to the end of the line's
- * `len` bytes (a NUL byte inside them ends the text early). */
-static int object_ends_line(json_t* j, const char* line, size_t len) {
-  ++j->s;
-  skip_ws(j);
-  return *j->s == 0 && (size_t)(j->s - line) == len;
-}
-
-/* Parses one object, the line's `len` bytes, into keys and values (offsets into `text`; value
- * SIZE_MAX = null); 0 if the line is not one, where j->s stopped. */
-static int parse_object_at(json_t* jp, const char* line, size_t len, text_t* text, offsets_t* keys, offsets_t* values) {
+/* Parses one line into keys and values (offsets into `text`; value SIZE_MAX = null); 0 if it
+ * is not a record, with j->why and j->at saying why and where. */
+static int parse_object_at(json_t* jp, text_t* text, offsets_t* keys, offsets_t* values) {
   text->len = 0;
   keys->count = values->count = 0;
   skip_ws(jp);
-  if (*jp->s != '{') return 0;
-  ++jp->s;
+  if (jpeek(jp) != '{') return jfail(jp, JSON_NOT_OBJECT);
+  ++jp->at;
   skip_ws(jp);
-  if (*jp->s == '}') return object_ends_line(jp, line, len);
+  if (jpeek(jp) == '}') {
+    ++jp->at;
+    return json_end(jp);
+  }
   for (;;) {
     size_t key = text->len;
     int null;
     skip_ws(jp);
-    json_string(jp, text);
-    if (!jp->ok) return 0;
+    if (jpeek(jp) != '"') return jfail(jp, JSON_KEY);
+    if (!json_string(jp, text)) return 0;
     skip_ws(jp);
-    if (*jp->s != ':') return 0;
-    ++jp->s;
+    if (jpeek(jp) != ':') return jfail(jp, JSON_COLON);
+    ++jp->at;
     skip_ws(jp);
-    if (*jp->s == '[') {
-      size_t base = key, n = 0;
-      ++jp->s;
+    if (jpeek(jp) == '[') {
+      size_t n = 0;
+      ++jp->at;
       skip_ws(jp);
-      while (*jp->s != ']') {
-        char name[64];
-        size_t k = text->len, v;
-        snprintf(name, sizeof name, "_%zu", n++);
-        for (size_t q = base; text->data[q]; ++q) put(text, text->data[q]); /* put may move text->data */
-        for (const char* p = name; *p; ++p) put(text, *p);
-        put(text, 0);
-        v = text->len;
-        json_scalar(jp, text, &null);
-        if (!jp->ok) return 0;
-        push(keys, k);
-        push(values, null ? (size_t)-1 : v);
-        skip_ws(jp);
-        if (*jp->s == ',') {
-          ++jp->s;
+      if (jpeek(jp) == ']') {
+        ++jp->at;
+      } else {
+        for (;;) {
+          char name[32];
+          size_t k = text->len, v;
+          snprintf(name, sizeof name, "_%zu", n++);
+          for (size_t q = key; text->data[q]; ++q) put(text, text->data[q]); /* put may move text->data */
+          for (const char* p = name; *p; ++p) put(text, *p);
+          put(text, 0);
+          v = text->len;
+          if (!json_scalar(jp, text, &null)) return 0;
+          push(keys, k);
+          push(values, null ? (size_t)-1 : v);
           skip_ws(jp);
-        } else if (*jp->s != ']') {
-          return 0;
+          if (jpeek(jp) == ',') {
+            ++jp->at;
+            skip_ws(jp);
+            continue;
+          }
+          if (jpeek(jp) == ']') {
+            ++jp->at;
+            break;
+          }
+          return jfail(jp, JSON_AFTER_ELEMENT);
         }
       }
-      ++jp->s;
     } else {
       size_t v = text->len;
-      json_scalar(jp, text, &null);
-      if (!jp->ok) return 0;
+      if (!json_scalar(jp, text, &null)) return 0;
       push(keys, key);
       push(values, null ? (size_t)-1 : v);
     }
     skip_ws(jp);
-    if (*jp->s == ',') {
-      ++jp->s;
+    if (jpeek(jp) == ',') {
+      ++jp->at;
       continue;
     }
-    if (*jp->s == '}') return object_ends_line(jp, line, len);
-    return 0;
+    if (jpeek(jp) == '}') {
+      ++jp->at;
+      return json_end(jp);
+    }
+    return jfail(jp, JSON_AFTER_MEMBER);
   }
 }
 
-/* parse_object_at; *column (1-based) says where a line that is not an object goes wrong. */
+/* parse_object_at on the line's `len` bytes; *column (1-based) and *why say where and why a
+ * line that is not a record goes wrong. */
 static int parse_object(const char* line, size_t len, text_t* text, offsets_t* keys, offsets_t* values,
-                        size_t* column) {
-  json_t j = {line, 1};
-  const int ok = parse_object_at(&j, line, len, text, keys, values);
-  *column = (size_t)(j.s - line) + 1;
+                        size_t* column, const char** why) {
+  json_t j = {line, len, 0, NULL};
+  const int ok = parse_object_at(&j, text, keys, values);
+  *column = j.at + 1;
+  *why = j.why;
   return ok;
 }
 
@@ -1692,6 +1789,8 @@ int main(int argc, char** argv) {
   void* weights = NULL;
   FILE* in;
   int rc, jsonl_in = 0, status = 0;
+  long blank_lines = 0;
+  size_t lead = 0;
   const char* file = NULL;
   char* buf = NULL; /* a JSON line */
   text_t text = {0};
@@ -1755,13 +1854,20 @@ int main(int argc, char** argv) {
   }
   file = in == stdin ? "<stdin>" : path;
   {
+    /* The first non-blank byte decides. What is read past still counts: the blank lines
+     * in line numbers, the blanks before that byte in the first line's columns. */
     int c = getc(in);
-    while (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = getc(in);
-    jsonl_in = c == '{' || (path != NULL && (ends_with(path, ".jsonl") || ends_with(path, ".json")));
+    while (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      lead = c == '\n' ? 0 : lead + 1;
+      if (c == '\n') ++blank_lines;
+      c = getc(in);
+    }
+    jsonl_in = c == '{' || (path != NULL && (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
+                                             ends_with(path, ".json")));
     if (c != EOF) ungetc(c, in);
   }
   if (!jsonl_in) {
-    long line = 1, start = 0;
+    long line = 1 + blank_lines, start = 0;
     const char* malformed;
     int header_fields, got;
     int where[@UP@_RAW_COLUMNS + 1], label_where[LABELS + 1];
@@ -1825,17 +1931,19 @@ int main(int argc, char** argv) {
     }
   } else {
     size_t cap = 0;
-    long line = 0;
+    long line = blank_lines;
     ssize_t got;
     while ((got = getline(&buf, &cap, in)) >= 0) {
       size_t column;
+      const char* why;
       ++line;
       const char* p = buf;
       while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') ++p;
       if (*p == 0 && (size_t)(p - buf) == (size_t)got) continue;
-      if (!parse_object(buf, (size_t)got, &text, &keys, &values, &column)) {
-        fprintf(stderr, "%s:%ld: skipped: not one JSON object of scalars and arrays (at column %zu)\n", file, line,
-                column);
+      if (got > 0 && buf[got - 1] == '\n') --got; /* the line without its end, as kiln predict reads it */
+      if (!parse_object(buf, (size_t)got, &text, &keys, &values, &column, &why)) {
+        fprintf(stderr, "%s:%ld: skipped: not a JSON record at column %zu: %s\n", file, line,
+                column + (line == blank_lines + 1 ? lead : 0), why);
         continue;
       }
       for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) {
