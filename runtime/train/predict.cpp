@@ -293,12 +293,21 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
     }
   };
 
+  data::Batch b;
+  std::vector<std::int64_t> lines;
+  // The last, partial batch: the buffers are sized for a full one; trim them to its rows.
+  auto flush_partial = [&] {
+    b.features.resize(static_cast<std::size_t>(b.rows * pipeline.width()));
+    b.indices.resize(static_cast<std::size_t>(b.rows * pipeline.index_columns()));
+    b.classes.resize(static_cast<std::size_t>(b.rows * pipeline.class_labels()));
+    b.targets.resize(static_cast<std::size_t>(b.rows * pipeline.number_labels()));
+    flush(b, lines);
+    b.rows = 0;
+  };
   try {
     data::SchemaReader reader(schema, read);
     data::Row reduced, full;
     data::RejectedRecord rejected;
-    data::Batch b;
-    std::vector<std::int64_t> lines;
     auto start_batch = [&] {
       b = data::Batch{};
       b.features.assign(static_cast<std::size_t>(batch_size * pipeline.width()), 0.0f);
@@ -338,13 +347,15 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
         start_batch();
       }
     }
-    // The last, partial batch: the buffers are sized for a full one; trim them to its rows.
-    b.features.resize(static_cast<std::size_t>(b.rows * pipeline.width()));
-    b.indices.resize(static_cast<std::size_t>(b.rows * pipeline.index_columns()));
-    b.classes.resize(static_cast<std::size_t>(b.rows * pipeline.class_labels()));
-    b.targets.resize(static_cast<std::size_t>(b.rows * pipeline.number_labels()));
-    flush(b, lines);
+    flush_partial();
   } catch (const data::DataError& e) {
+    // A file that goes bad midway (a quote never closed, a read error): the records read
+    // before it are predicted first, as an artifact's predictor does, then the error.
+    try {
+      flush_partial();
+    } catch (const std::exception&) {
+      // The data error is the one to report.
+    }
     throw TrainError(e.what());
   }
   std::sort(compiles.begin(), compiles.end());

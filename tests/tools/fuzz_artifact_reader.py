@@ -232,8 +232,7 @@ def compare_predictions(a: subprocess.CompletedProcess, b: subprocess.CompletedP
 
     if a.returncode != b.returncode:
         return f"exit status {a.returncode} (kiln predict) against {b.returncode}: {a.stderr[-300:]} / {b.stderr[-300:]}"
-    if a.returncode != 0:
-        return ""
+    # After an error too: both predict what they read before it.
     ra, rb = rows(a.stdout), rows(b.stdout)
     if set(ra) != set(rb):
         return f"records predicted: only kiln predict {sorted(set(ra) - set(rb))[:5]}, only the artifact " \
@@ -306,6 +305,10 @@ def main() -> int:
                 return path, None
             return path, p
 
+        def kiln_predict(path: pathlib.Path) -> subprocess.CompletedProcess:
+            return subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(path)], env=env,
+                                  capture_output=True, text=True, errors="replace")
+
         # The seeds themselves: every record predicted, nothing on standard error.
         for data, suffix in ((csv_seed, ".csv"), (json_seed, ".jsonl")):
             path, p = predict(data, suffix)
@@ -321,6 +324,11 @@ def main() -> int:
               re.search(rf"{re.escape(str(path))}:11: error: unterminated quoted field", p.stderr) is not None,
               f"an unterminated quote: the 9 records before it predicted, then an error at line 11 "
               f"({len(lines) - 1 if lines else 0} predicted; {p.stderr.strip() if p else 'hang'})")
+        # The same through kiln predict: it too predicts what it read before the error.
+        a = kiln_predict(path)
+        check(compare_predictions(a, p) == "" and len(a.stdout.splitlines()) == 10,
+              f"kiln predict on that file: the same 9 records, then the error "
+              f"({compare_predictions(a, p) or a.stderr.strip()[-200:]})")
         # A JSON string cut off inside a \\u escape, and escapes that are not hex: skipped, the
         # other records predicted, and no read past the line (the sanitizer would report it).
         for tail in (b'{"Status": "\\u1', b'{"Status": "\\u12', b'{"Home": "\\uzzzz"}', b'{"Home": "\\'):
@@ -340,10 +348,6 @@ def main() -> int:
               f"{path}:41: skipped: missing value" in p.stderr,
               f"an array of 60 under a 3000-byte key: read as an object (skipped: it lacks the model's columns) "
               f"{problem}")
-
-        def kiln_predict(path: pathlib.Path) -> subprocess.CompletedProcess:
-            return subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(path)], env=env,
-                                  capture_output=True, text=True, errors="replace")
 
         rng = random.Random(args.seed)
         bad = diffs = diffed = 0
