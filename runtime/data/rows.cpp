@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
 
 #include "compiler/syntax/diagnostics.h"
 
@@ -31,6 +32,30 @@ bool has_fill(const FeatureColumn& col) {
     if (t.name == "fill") return true;
   }
   return false;
+}
+
+// The number in a trimmed, non-empty cell of column `name` into `v`; "" or the reason.
+std::string read_number(std::string_view value, const std::string& name, double& v) {
+  const char* end = value.data() + value.size();
+  const char* begin = value.data();
+  if (*begin == '+') ++begin;  // from_chars does not take a leading '+'
+  auto [p, ec] = std::from_chars(begin, end, v);
+  if (ec == std::errc::result_out_of_range && p == end) {
+    // Beyond a double's range: an underflow is the nearest double (0 or a subnormal, as
+    // strtod gives it, which is what an artifact's generated C reads cells with), an
+    // overflow infinite (refused below).
+    v = std::strtod(std::string(begin, end).c_str(), nullptr);
+  } else if (ec != std::errc() || p != end) {
+    return "'" + shorten(std::string(value), 40) + "' in number column '" + name + "' is not a number";
+  }
+  if (!std::isfinite(v)) return "'" + std::string(value) + "' in number column '" + name + "' is not a finite number";
+  return "";
+}
+
+std::int64_t pixel_count(const FeatureColumn& col) {
+  std::int64_t n = 1;
+  for (const std::int64_t d : col.pixel_shape) n *= d;
+  return n;
 }
 
 std::string join_names(const std::vector<std::string>& names, std::size_t limit = 12) {
@@ -157,6 +182,25 @@ SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : s
     std::vector<std::string> names;
     for (const std::string& f : header.fields) names.emplace_back(trim(f));
     for (const FeatureColumn& col : set.columns) {
+      pixel_fields_.emplace_back();
+      if (col.kind == ColumnKind::kPixels) {  // columns NAME_0 ... NAME_{n-1}, as an artifact reads them
+        std::unordered_map<std::string_view, std::size_t> where;
+        for (std::size_t i = names.size(); i-- > 0;) where.insert_or_assign(names[i], i);  // the first wins
+        const std::int64_t n = pixel_count(col);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::string name = col.name + "_" + std::to_string(i);
+          auto it = where.find(name);
+          if (it == where.end()) {
+            throw DataError(file_, header.line,
+                            fmt::format("column '{}' of features {} is not in the header: pixels column '{}' of {} "
+                                        "values is read from the columns {}_0 ... {}_{}",
+                                        name, set.name, col.name, n, col.name, col.name, n - 1));
+          }
+          pixel_fields_.back().push_back(it->second);
+        }
+        field_of_column_.push_back(0);
+        continue;
+      }
       std::size_t found = names.size();
       for (std::size_t i = 0; i < names.size(); ++i) {
         if (names[i] == col.name) {
@@ -236,23 +280,9 @@ std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row
   row.missing[c] = 0;
   if (col.kind == ColumnKind::kNumber) {
     double v = 0;
-    const char* end = value.data() + value.size();
-    const char* begin = value.data();
-    if (*begin == '+') ++begin;  // from_chars does not take a leading '+'
-    auto [p, ec] = std::from_chars(begin, end, v);
-    if (ec == std::errc::result_out_of_range && p == end) {
-      // Beyond a double's range: an underflow is the nearest double (0 or a subnormal, as
-      // strtod gives it, which is what an artifact's generated C reads cells with), an
-      // overflow infinite (refused below).
-      v = std::strtod(std::string(begin, end).c_str(), nullptr);
-    } else if (ec != std::errc() || p != end) {
-      return "'" + shorten(std::string(value), 40) + "' in number column '" + col.name + "' is not a number";
-    }
-    if (!std::isfinite(v)) {
-      return "'" + std::string(value) + "' in number column '" + col.name + "' is not a finite number";
-    }
-    row.numbers[c] = v;
-    return "";
+    std::string reason = read_number(value, col.name, v);
+    if (reason.empty()) row.numbers[c] = v;
+    return reason;
   }
   // Category.
   if (!col.levels.empty()) {
@@ -280,6 +310,16 @@ std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row
   return "";
 }
 
+std::string SchemaReader::parse_pixel(std::size_t c, std::size_t i, std::string_view text, Row& row) const {
+  const FeatureColumn& col = set_.columns[c];
+  const std::string_view value = trim(text);
+  if (value.empty()) return "missing value in number column '" + col.name + "', which has no fill(...)";
+  double v = 0;
+  std::string reason = read_number(value, col.name, v);
+  if (reason.empty()) row.pixels[i] = static_cast<float>(v);
+  return reason;
+}
+
 SchemaReader::Result SchemaReader::next_csv(Row& row, RejectedRecord& rejected) {
   if (!csv_->next(record_)) return Result::kEnd;
   reset_row(row, set_.columns.size());
@@ -295,6 +335,16 @@ SchemaReader::Result SchemaReader::next_csv(Row& row, RejectedRecord& rejected) 
     return reject(fmt::format("expected {} fields as in the header, found {}", header_fields_, record_.fields.size()));
   }
   for (std::size_t c = 0; c < set_.columns.size(); ++c) {
+    if (set_.columns[c].kind == ColumnKind::kPixels) {
+      const std::vector<std::size_t>& fields = pixel_fields_[c];
+      row.pixels.assign(fields.size(), 0.0f);
+      row.missing[c] = 0;
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        std::string reason = parse_pixel(c, i, record_.fields[fields[i]], row);
+        if (!reason.empty()) return reject(std::move(reason));
+      }
+      continue;
+    }
     std::string reason = parse_cell(c, record_.fields[field_of_column_[c]], row);
     if (!reason.empty()) return reject(std::move(reason));
   }
@@ -317,9 +367,28 @@ SchemaReader::Result SchemaReader::next_json(Row& row, RejectedRecord& rejected)
     return Result::kRejected;
   };
   if (std::optional<JsonRecordError> e = parse_json_record(line, cells_)) return reject(describe(*e));
+  // Keys to cells, the last one where a key comes twice (an image's hundreds of pixel keys
+  // are looked up one by one).
+  by_key_.clear();
+  for (std::size_t i = 0; i < cells_.size(); ++i) by_key_.insert_or_assign(cells_[i].key, i);
+  const auto cell_of = [&](const std::string& key) -> const JsonCell* {
+    auto it = by_key_.find(key);
+    return it == by_key_.end() ? nullptr : &cells_[it->second];
+  };
   for (std::size_t c = 0; c < set_.columns.size(); ++c) {
     const FeatureColumn& col = set_.columns[c];
-    const JsonCell* cell = find_cell(cells_, col.name);
+    if (col.kind == ColumnKind::kPixels) {
+      const auto n = static_cast<std::size_t>(pixel_count(col));
+      row.pixels.assign(n, 0.0f);
+      row.missing[c] = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const JsonCell* cell = cell_of(col.name + "_" + std::to_string(i));
+        std::string reason = parse_pixel(c, i, cell == nullptr || cell->null ? std::string_view() : cell->text, row);
+        if (!reason.empty()) return reject(std::move(reason));
+      }
+      continue;
+    }
+    const JsonCell* cell = cell_of(col.name);
     if (cell == nullptr && col.is_label && options_.labels_optional) continue;  // stays missing
     std::string reason = parse_cell(c, cell == nullptr || cell->null ? std::string() : cell->text, row);
     if (!reason.empty()) return reject(std::move(reason));

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "compiler/sema/features.h"
@@ -98,6 +100,8 @@ class SchemaReader {
   Result next_idx(Row& row, RejectedRecord& rejected);
   // Checks one cell of column `c`; "" when it is fine, else the reason.
   std::string parse_cell(std::size_t c, const std::string& text, Row& row) const;
+  // Pixel i of pixels column `c` (a CSV or JSON source's cell NAME_i) into row.pixels.
+  std::string parse_pixel(std::size_t c, std::size_t i, std::string_view text, Row& row) const;
 
   const sema::FeatureSet& set_;
   ReadOptions options_;
@@ -105,9 +109,11 @@ class SchemaReader {
   class LineFile;
   std::unique_ptr<LineFile> lines_;  // JSON lines
   std::vector<JsonCell> cells_;
+  std::unordered_map<std::string, std::size_t> by_key_;  // a JSON record's keys -> cells_
   std::unique_ptr<CsvReader> csv_;
   std::size_t header_fields_ = 0;
-  std::vector<std::size_t> field_of_column_;  // CSV: header position of each declared column
+  std::vector<std::size_t> field_of_column_;            // CSV: header position of each declared column
+  std::vector<std::vector<std::size_t>> pixel_fields_;  // CSV: of a pixels column, its NAME_i columns' positions
   std::unique_ptr<IdxReader> images_, labels_;
   CsvRecord record_;
   std::vector<float> item_;

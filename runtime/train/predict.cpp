@@ -37,9 +37,9 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
     for (std::size_t i = 0; i < set.columns.size(); ++i) kept.push_back(i);
     return reduced;
   }
-  if (set.source != sema::SourceKind::kCsv) {
-    throw TrainError("features '" + set.name + "' read IDX files; predict on them without --input");
-  }
+  // Features read from IDX files take records too: a pixels column NAME is the columns (or
+  // JSON keys, or the array) NAME_0 ... NAME_{n-1}, as an artifact's predictor reads it.
+  reduced.source = sema::SourceKind::kCsv;
   reduced.csv_path = input;
   if (data::looks_like_json_lines(input)) {
     read.json_lines = read.labels_optional = true;

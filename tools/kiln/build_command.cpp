@@ -1778,6 +1778,35 @@ static void record(const char* file, long line, const char* const* cells, const 
   if (rows == @UP@_MAX_BATCH) flush();
 }
 
+/* The raw columns' indices sorted by name, so that a JSON record's keys are looked up in
+ * log time (an image record has a key per pixel). */
+static int raw_order[@UP@_RAW_COLUMNS];
+
+static int by_name(const void* a, const void* b) {
+  return strcmp(@P@_raw_columns[*(const int*)a], @P@_raw_columns[*(const int*)b]);
+}
+
+static void sort_raw_columns(void) {
+  for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) raw_order[k] = k;
+  qsort(raw_order, @UP@_RAW_COLUMNS, sizeof raw_order[0], by_name);
+}
+
+/* The raw column named `key`, or -1. */
+static int raw_column(const char* key) {
+  size_t lo = 0, hi = @UP@_RAW_COLUMNS;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    const int c = strcmp(key, @P@_raw_columns[raw_order[mid]]);
+    if (c == 0) return raw_order[mid];
+    if (c < 0) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return -1;
+}
+
 static int ends_with(const char* s, const char* suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && strcmp(s + a - b, suffix) == 0;
@@ -1932,6 +1961,7 @@ int main(int argc, char** argv) {
   } else {
     size_t cap = 0;
     long line = blank_lines;
+    sort_raw_columns();
     ssize_t got;
     while ((got = getline(&buf, &cap, in)) >= 0) {
       size_t column;
@@ -1946,11 +1976,10 @@ int main(int argc, char** argv) {
                 column + (line == blank_lines + 1 ? lead : 0), why);
         continue;
       }
-      for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) {
-        cells[k] = NULL;
-        for (size_t i = 0; i < keys.count; ++i)
-          if (strcmp(text.data + keys.at[i], @P@_raw_columns[k]) == 0)
-            cells[k] = values.at[i] == (size_t)-1 ? NULL : text.data + values.at[i];
+      for (int k = 0; k < @UP@_RAW_COLUMNS; ++k) cells[k] = NULL;
+      for (size_t i = 0; i < keys.count; ++i) { /* in order: where a key comes twice, the last wins */
+        const int k = raw_column(text.data + keys.at[i]);
+        if (k >= 0) cells[k] = values.at[i] == (size_t)-1 ? NULL : text.data + values.at[i];
       }
       for (int k = 0; k < LABELS; ++k) {
         label_cells[k] = NULL;

@@ -231,3 +231,66 @@ features small from csv("s.csv") {
                    "9: '0x10' in number column 'age' is not a number",
                });
 }
+
+TEST_CASE("schema reader: a pixels column from CSV or JSON lines is the cells NAME_0 ... NAME_{n-1}", "[data][json]") {
+  // How an image reaches a service (and an artifact's predictor): one cell per pixel, or a
+  // JSON array under the column's name. Training reads pixels from IDX files; kiln predict
+  // --input reads records with the same columns (as here: the set's source made CSV).
+  TempDir dir;
+  auto comp = compile_text(dir.path, R"(
+features img from idx(images: "i.idx", labels: "l.idx") {
+  px : pixels[2, 2] -> scale(0.5)
+  label digit : category[3]
+}
+)");
+  sema::FeatureSet set = *comp->find_features("img");
+  set.source = sema::SourceKind::kCsv;
+  const auto read = [&](const ReadOptions& options) {
+    SchemaReader reader(set, options);
+    std::vector<std::string> got;
+    Row row;
+    RejectedRecord rejected;
+    for (SchemaReader::Result r; (r = reader.next(row, rejected)) != SchemaReader::Result::kEnd;) {
+      if (r == SchemaReader::Result::kRejected) {
+        got.push_back(std::to_string(rejected.line) + ": " + rejected.reason);
+        continue;
+      }
+      std::string pixels;
+      for (const float p : row.pixels) pixels += fmt::format(" {}", p);
+      got.push_back(std::to_string(row.line) + ":" + pixels + " digit " + (row.missing[1] ? "missing" : row.texts[1]));
+    }
+    return got;
+  };
+  set.csv_path = dir.write("p.csv",
+                           "digit,px_3,px_2,px_1,px_0,other\n"
+                           "2,4,3,2,1,x\n"
+                           "1,4,,2,1,x\n"      // a pixel missing
+                           "0,4,3,dark,1,x\n"  // not a number
+                           "0, 4 ,3e0,+2,-1,x\n");
+  CHECK(read({}) == Strings{
+                        "2: 1 2 3 4 digit 2",
+                        "3: missing value in number column 'px', which has no fill(...)",
+                        "4: 'dark' in number column 'px' is not a number",
+                        "5: -1 2 3 4 digit 0",
+                    });
+  ReadOptions json;
+  json.json_lines = json.labels_optional = true;
+  set.csv_path = dir.write("p.jsonl",
+                           "{\"px\": [1, 2, 3, 4], \"digit\": 2}\n"
+                           "{\"px\": [1, 2, 3]}\n"                                       // one short
+                           "{\"px_0\": 1, \"px_1\": 2, \"px_2\": 3, \"px_3\": \"4\"}\n"  // keys of their own
+                           "{\"px\": [1, null, 3, 4]}\n"
+                           "{\"px\": [1, 2, 3, 4, 5], \"px_3\": 9}\n");  // the last px_3 wins
+  CHECK(read(json) == Strings{
+                          "1: 1 2 3 4 digit 2",
+                          "2: missing value in number column 'px', which has no fill(...)",
+                          "3: 1 2 3 4 digit missing",
+                          "4: missing value in number column 'px', which has no fill(...)",
+                          "5: 1 2 3 9 digit missing",
+                      });
+  // A CSV header without one of the cells names it.
+  set.csv_path = dir.write("q.csv", "px_0,px_1,px_3,digit\n1,2,3,0\n");
+  CHECK_THROWS_WITH(SchemaReader(set),
+                    Catch::Contains("column 'px_2' of features img is not in the header") &&
+                        Catch::Contains("pixels column 'px' of 4 values is read from the columns px_0 ... px_3"));
+}
