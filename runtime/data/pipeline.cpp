@@ -322,13 +322,20 @@ std::string FittedPipeline::transform_into(const Row& row, float* features, std:
           for (const FittedStage& s : col.stages) x = apply_stage(s, x);
           out[i] = static_cast<float>(x);
         }
-        continue;
+      } else {
+        for (std::size_t k = 0; k < stages; ++k) kinds[k] = number_stage(col.stages[k].op);
+        for (std::size_t i = 0; i < row.pixels.size(); ++i) {
+          double x = row.pixels[i];
+          for (std::size_t k = 0; k < stages; ++k) x = apply_stage(kinds[k], col.stages[k], x);
+          out[i] = static_cast<float>(x);
+        }
       }
-      for (std::size_t k = 0; k < stages; ++k) kinds[k] = number_stage(col.stages[k].op);
+      // A pixel from a text record may be any number: one beyond a float's range is refused,
+      // as a number column's value is (an image from an IDX file never is).
       for (std::size_t i = 0; i < row.pixels.size(); ++i) {
-        double x = row.pixels[i];
-        for (std::size_t k = 0; k < stages; ++k) x = apply_stage(kinds[k], col.stages[k], x);
-        out[i] = static_cast<float>(x);
+        if (!std::isfinite(out[i])) {
+          return fmt::format("column '{}': pixel {} becomes {} after its transforms", col.name, i, out[i]);
+        }
       }
       continue;
     }

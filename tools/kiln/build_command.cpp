@@ -296,8 +296,11 @@ std::string pipeline_code(const data::FittedPipeline& pipeline, const sema::Feat
       o << "    for (int i = 0; i < " << col.width << "; ++i) {\n"
         << "      double x;\n"
         << "      if (!@P@_parse_number(cells[" << base << " + i], " << cname << ", 0, &x, why, why_len)) return 0;\n"
-        << replace_all(number_stages("x", true), "    ", "      ") << "      f[" << col.offset
-        << " + i] = (float)x;\n    }\n  }\n";
+        << "      x = (double)(float)x; /* a pixel is a float, as Kiln holds it */\n"
+        << replace_all(number_stages("x", true), "    ", "      ") << "      f[" << col.offset << " + i] = (float)x;\n"
+        << "      if (!isfinite(f[" << col.offset << " + i])) {\n"
+        << "        @P@_reason(why, why_len, \"column '%s': pixel %d becomes %g after its transforms\", " << cname
+        << ", i, (double)f[" << col.offset << " + i]);\n        return 0;\n      }\n    }\n  }\n";
       continue;
     }
     const std::size_t cell = raw.size();
