@@ -62,8 +62,9 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
 
 // How many records `schema`'s source holds, counted before it is read: CSV, its non-empty
 // lines after the header (gzip or not; JSON lines: all of them); IDX, the images file's
-// item count. -1 when it cannot tell, or when `cancel` is set meanwhile. Only a guess — a quoted line break or a
-// rejected record makes it wrong — used to compile the last, partial batch's executor while the full batch's compiles.
+// item count. -1 when it cannot tell, or when `cancel` is set meanwhile. Only a guess — a
+// quoted line break or a rejected record makes it wrong — used to compile the last,
+// partial batch's executor while the full batch's compiles.
 std::int64_t count_records(const sema::FeatureSet& schema, bool header, const std::atomic<bool>& cancel) {
   if (schema.source == sema::SourceKind::kIdx) {
     try {
