@@ -282,12 +282,4 @@ std::string describe(const JsonRecordError& e) {
   return "not a JSON record at column " + std::to_string(e.column) + ": " + e.reason;
 }
 
-const JsonCell* find_cell(const std::vector<JsonCell>& cells, std::string_view key) {
-  const JsonCell* found = nullptr;
-  for (const JsonCell& c : cells) {
-    if (c.key == key) found = &c;
-  }
-  return found;
-}
-
 }  // namespace kiln::data

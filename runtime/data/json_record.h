@@ -45,7 +45,4 @@ std::optional<JsonRecordError> parse_json_record(std::string_view line, std::vec
 // "FILE:LINE: skipped: ".
 std::string describe(const JsonRecordError& e);
 
-// The cell of `key` in a parsed record (the last one with that key), or null when absent.
-const JsonCell* find_cell(const std::vector<JsonCell>& cells, std::string_view key);
-
 }  // namespace kiln::data

@@ -167,6 +167,12 @@ SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : s
   if (set.source == sema::SourceKind::kCsv && options.json_lines) {
     file_ = set.csv_path;
     lines_ = std::make_unique<LineFile>(file_);
+    for (const FeatureColumn& col : set.columns) {
+      pixel_keys_.emplace_back();
+      if (col.kind != ColumnKind::kPixels) continue;
+      for (std::int64_t i = 0; i < pixel_count(col); ++i)
+        pixel_keys_.back().push_back(col.name + "_" + std::to_string(i));
+    }
     return;
   }
   if (set.source == sema::SourceKind::kCsv) {
@@ -371,18 +377,18 @@ SchemaReader::Result SchemaReader::next_json(Row& row, RejectedRecord& rejected)
   // are looked up one by one).
   by_key_.clear();
   for (std::size_t i = 0; i < cells_.size(); ++i) by_key_.insert_or_assign(cells_[i].key, i);
-  const auto cell_of = [&](const std::string& key) -> const JsonCell* {
+  const auto cell_of = [&](std::string_view key) -> const JsonCell* {
     auto it = by_key_.find(key);
     return it == by_key_.end() ? nullptr : &cells_[it->second];
   };
   for (std::size_t c = 0; c < set_.columns.size(); ++c) {
     const FeatureColumn& col = set_.columns[c];
     if (col.kind == ColumnKind::kPixels) {
-      const auto n = static_cast<std::size_t>(pixel_count(col));
-      row.pixels.assign(n, 0.0f);
+      const std::vector<std::string>& keys = pixel_keys_[c];
+      row.pixels.assign(keys.size(), 0.0f);
       row.missing[c] = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        const JsonCell* cell = cell_of(col.name + "_" + std::to_string(i));
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        const JsonCell* cell = cell_of(keys[i]);
         std::string reason = parse_pixel(c, i, cell == nullptr || cell->null ? std::string_view() : cell->text, row);
         if (!reason.empty()) return reject(std::move(reason));
       }

@@ -109,7 +109,8 @@ class SchemaReader {
   class LineFile;
   std::unique_ptr<LineFile> lines_;  // JSON lines
   std::vector<JsonCell> cells_;
-  std::unordered_map<std::string, std::size_t> by_key_;  // a JSON record's keys -> cells_
+  std::unordered_map<std::string_view, std::size_t> by_key_;  // a JSON record's keys -> cells_ (views into them)
+  std::vector<std::vector<std::string>> pixel_keys_;          // JSON: of a pixels column, its keys NAME_i
   std::unique_ptr<CsvReader> csv_;
   std::size_t header_fields_ = 0;
   std::vector<std::size_t> field_of_column_;            // CSV: header position of each declared column

@@ -19,3 +19,12 @@ def run(cmd, env, cwd=None, expect=0):
         print(f"command {cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
         sys.exit(1)
     return p
+
+
+def summary() -> int:
+    """The closing line of a test script, and its exit status: 1 if any check failed."""
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0

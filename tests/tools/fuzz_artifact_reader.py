@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 
-from checks import check, failures, run
+from checks import check, run, summary
 
 NAME = "credit_risk"
 
@@ -406,11 +406,7 @@ def main() -> int:
               f"{skew_cases} CSV and {skew_cases} JSON-lines files of edited records: kiln predict and the artifact "
               f"agree ({skew} differ; "
               f"{predicted} records predicted and {skips} skipped by kiln predict)")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        return 1
-    print("all checks passed")
-    return 0
+    return summary()
 
 
 if __name__ == "__main__":

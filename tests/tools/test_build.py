@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from checks import check, failures, run
+from checks import check, run, summary
 
 NAME = "credit_risk"
 def parse_csv_predictions(text):
@@ -432,8 +432,7 @@ def main() -> int:
             check(a == b and a.startswith("ok"), f"two threads predicting at once: {b.strip()[:80]} == {a.strip()[:80]}")
         else:
             print("skip fashion_mlp: dataset-fashion-mnist is not installed")
-    print(f"{len(failures)} failed")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":
