@@ -11,19 +11,13 @@
 // (rejected by the caller, reading goes on); a UTF-8 byte-order mark is skipped.
 #include "runtime/data/csv_reader.h"
 
-#include <cerrno>
-#include <cstring>
-
 #include "runtime/data/data_error.h"
 
 namespace kiln::data {
 
-CsvReader::CsvReader(std::filesystem::path path) : path_(std::move(path)) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path_, ec)) throw DataError(path_, 0, "no such file");
-  if (std::filesystem::is_directory(path_, ec)) throw DataError(path_, 0, "is a directory, not a CSV file");
-  file_.reset(gzopen(path_.c_str(), "rb"));
-  if (file_ == nullptr) throw DataError(path_, 0, std::string("cannot open: ") + std::strerror(errno));
+CsvReader::CsvReader(const std::filesystem::path& path) : CsvReader(std::make_shared<ByteSource>(path)) {}
+
+CsvReader::CsvReader(std::shared_ptr<ByteSource> source) : path_(source->name()), source_(std::move(source)) {
   buffer_.resize(kBufferBytes);
   // A UTF-8 byte-order mark is not part of the first header name.
   if (refill() && len_ >= 3 && static_cast<unsigned char>(buffer_[0]) == 0xEF &&
@@ -34,26 +28,15 @@ CsvReader::CsvReader(std::filesystem::path path) : path_(std::move(path)) {
 
 bool CsvReader::refill() {
   if (eof_) return false;
-  int n = gzread(file_.get(), buffer_.data(), static_cast<unsigned>(buffer_.size()));
-  if (n < 0) {
-    int code = 0;
-    const char* message = gzerror(file_.get(), &code);
-    throw DataError(path_, line_, std::string("read error: ") + (message != nullptr ? message : "unknown"));
-  }
+  const std::size_t n = source_->read(buffer_.data(), buffer_.size(), line_);
   if (n == 0) {
-    // gzread returns 0 both at a clean end and at a truncated gzip stream.
-    int code = 0;
-    const char* message = gzerror(file_.get(), &code);
-    if (code != Z_OK && code != Z_STREAM_END) {
-      throw DataError(path_, line_, std::string("read error: ") + (message != nullptr ? message : "unknown"));
-    }
     eof_ = true;
     return false;
   }
-  hash_.update(buffer_.data(), static_cast<std::size_t>(n));
-  bytes_read_ += static_cast<std::uint64_t>(n);
+  hash_.update(buffer_.data(), n);
+  bytes_read_ += n;
   pos_ = 0;
-  len_ = static_cast<std::size_t>(n);
+  len_ = n;
   return true;
 }
 

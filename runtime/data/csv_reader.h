@@ -1,10 +1,9 @@
 // A streaming RFC 4180 CSV reader: one record at a time through a fixed 64 KiB buffer, so
 // memory stays bounded by the longest record, never the file. Quoted fields may hold
 // commas, newlines and "" escapes; CRLF and LF both end a record; gzip-compressed files
-// are read transparently (zlib's gz* API). Each record knows the line it starts on.
+// and standard input are read transparently (byte_source.h). Each record knows the line
+// it starts on.
 #pragma once
-
-#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/data/byte_source.h"
 #include "runtime/data/data_error.h"
 
 namespace kiln::data {
@@ -32,7 +32,10 @@ class CsvReader {
   static constexpr std::size_t kMaxRecordBytes = 16u << 20;
 
   // Throws DataError when the file cannot be opened.
-  explicit CsvReader(std::filesystem::path path);
+  explicit CsvReader(const std::filesystem::path& path);
+  // Reads `source` from where it is (a caller that read the start of a pipe to decide what
+  // it holds rewinds it first: byte_source.h).
+  explicit CsvReader(std::shared_ptr<ByteSource> source);
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
 
@@ -53,11 +56,8 @@ class CsvReader {
   int peek();  // the next byte without consuming it
   bool refill();
 
-  std::filesystem::path path_;
-  struct GzClose {
-    void operator()(gzFile f) const { gzclose(f); }
-  };
-  std::unique_ptr<gzFile_s, GzClose> file_;  // closed also when the constructor throws
+  std::filesystem::path path_;  // as in messages: the path, or "<stdin>"
+  std::shared_ptr<ByteSource> source_;
   std::vector<char> buffer_;
   std::size_t pos_ = 0, len_ = 0;
   bool eof_ = false;

@@ -3,9 +3,7 @@
 #include "runtime/data/rows.h"
 
 #include <fmt/format.h>
-#include <zlib.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -67,16 +65,11 @@ std::string join_names(const std::vector<std::string>& names, std::size_t limit 
 
 }  // namespace
 
-// A JSON-lines file (gzip or not), a line at a time: its bytes without the '\n'.
+// A JSON-lines file (gzip or not, or standard input), a line at a time: its bytes without
+// the '\n'.
 class SchemaReader::LineFile {
  public:
-  explicit LineFile(const std::filesystem::path& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
-    if (file_ == nullptr) throw DataError(path, 0, std::string("cannot open the file: ") + std::strerror(errno));
-    gzbuffer(file_, 1 << 16);
-  }
-  ~LineFile() {
-    if (file_ != nullptr) gzclose(file_);
-  }
+  explicit LineFile(std::shared_ptr<ByteSource> source) : path_(source->name()), source_(std::move(source)) {}
   LineFile(const LineFile&) = delete;
   LineFile& operator=(const LineFile&) = delete;
 
@@ -108,6 +101,7 @@ class SchemaReader::LineFile {
     }
   }
 
+  const std::filesystem::path& path() const { return path_; }
   std::int64_t line_number() const { return line_number_; }  // of the line next() returned
   std::uint64_t content_hash() const { return hash_.value(); }
   std::uint64_t bytes_read() const { return bytes_; }
@@ -115,19 +109,14 @@ class SchemaReader::LineFile {
  private:
   bool refill() {
     buffer_.resize(1 << 16);
-    const int got = gzread(file_, buffer_.data(), static_cast<unsigned>(buffer_.size()));
-    if (got < 0) {
-      int code = 0;
-      throw DataError(path_, line_number_ + 1, std::string("read error: ") + gzerror(file_, &code));
-    }
     at_ = 0;
-    end_ = static_cast<std::size_t>(got);
+    end_ = source_->read(buffer_.data(), buffer_.size(), line_number_ + 1);
     bytes_ += end_;
-    return got > 0;
+    return end_ > 0;
   }
 
   std::filesystem::path path_;
-  gzFile file_;
+  std::shared_ptr<ByteSource> source_;
   std::vector<char> buffer_;
   std::size_t at_ = 0, end_ = 0;
   std::int64_t line_number_ = 0;
@@ -136,17 +125,21 @@ class SchemaReader::LineFile {
   std::uint64_t bytes_ = 0;
 };
 
-bool looks_like_json_lines(const std::filesystem::path& path) {
+bool looks_like_json_lines(const std::filesystem::path& path, ByteSource& source) {
   std::filesystem::path name = path.filename();
   if (name.extension() == ".gz") name = name.stem();
   const std::string ext = name.extension().string();
   if (ext == ".jsonl" || ext == ".ndjson" || ext == ".json") return true;
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) return false;
-  int c = gzgetc(f);
-  while (c == ' ' || c == '\t' || c == '\r' || c == '\n') c = gzgetc(f);
-  gzclose(f);
-  return c == '{';
+  return source.first_nonblank() == '{';
+}
+
+bool looks_like_json_lines(const std::filesystem::path& path) {
+  try {
+    ByteSource source(path);
+    return looks_like_json_lines(path, source);
+  } catch (const DataError&) {
+    return false;
+  }
 }
 
 void reset_row(Row& row, std::size_t columns) {
@@ -165,8 +158,8 @@ std::string shorten(const std::string& text, std::size_t limit) {
 
 SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : set_(set), options_(options) {
   if (set.source == sema::SourceKind::kCsv && options.json_lines) {
-    file_ = set.csv_path;
-    lines_ = std::make_unique<LineFile>(file_);
+    lines_ = std::make_unique<LineFile>(options.source ? options.source : std::make_shared<ByteSource>(set.csv_path));
+    file_ = lines_->path();
     for (const FeatureColumn& col : set.columns) {
       pixel_keys_.emplace_back();
       if (col.kind != ColumnKind::kPixels) continue;
@@ -176,8 +169,8 @@ SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : s
     return;
   }
   if (set.source == sema::SourceKind::kCsv) {
-    file_ = set.csv_path;
-    csv_ = std::make_unique<CsvReader>(file_);
+    csv_ = options.source ? std::make_unique<CsvReader>(options.source) : std::make_unique<CsvReader>(set.csv_path);
+    file_ = csv_->path();
     CsvRecord header;
     if (!csv_->next(header)) {
       std::vector<std::string> names;

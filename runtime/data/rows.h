@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "compiler/sema/features.h"
+#include "runtime/data/byte_source.h"
 #include "runtime/data/csv_reader.h"
 #include "runtime/data/idx_reader.h"
 #include "runtime/data/json_record.h"
@@ -67,12 +68,18 @@ struct ReadOptions {
   // instead of being rejected (predictions need no labels; a label that is there is
   // still checked).
   bool labels_optional = false;
+  // Read this source instead of opening the features block's file (standard input, or a
+  // file whose start the caller has read and rewound: byte_source.h).
+  std::shared_ptr<ByteSource> source;
 };
 
 // Whether `path` is to be read as JSON lines: a .jsonl, .ndjson or .json name (before a
 // .gz), or a first non-blank byte '{' (what an artifact's predictor decides by too). False
 // for a file that cannot be opened (the CSV reader reports it).
 bool looks_like_json_lines(const std::filesystem::path& path);
+// The same for `source`, opened from `path` (or standard input, "-"): its start is read and
+// rewound, so the source is still unread.
+bool looks_like_json_lines(const std::filesystem::path& path, ByteSource& source);
 
 class SchemaReader {
  public:

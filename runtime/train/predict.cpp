@@ -29,7 +29,9 @@ using nlohmann::json;
 // The features block as the input file has it: reading `input`, without the label columns
 // its header lacks. `kept[i]` is the position in `set.columns` of the reduced set's column i.
 // JSON lines have no header: every column is kept, and a record may leave out its labels
-// (`read.labels_optional`).
+// (`read.labels_optional`). The input is opened once (`read.source`), so that standard
+// input ("-") or a pipe is read once: its start (the format, the header) is read, kept and
+// handed to the reader again.
 sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input, std::vector<std::size_t>& kept,
                               data::ReadOptions& read) {
   sema::FeatureSet reduced = set;
@@ -41,14 +43,17 @@ sema::FeatureSet input_schema(const sema::FeatureSet& set, const fs::path& input
   // JSON keys, or the array) NAME_0 ... NAME_{n-1}, as an artifact's predictor reads it.
   reduced.source = sema::SourceKind::kCsv;
   reduced.csv_path = input;
-  if (data::looks_like_json_lines(input)) {
+  read.source = std::make_shared<data::ByteSource>(input);
+  if (data::looks_like_json_lines(input, *read.source)) {
     read.json_lines = read.labels_optional = true;
     for (std::size_t i = 0; i < set.columns.size(); ++i) kept.push_back(i);
     return reduced;
   }
-  data::CsvReader header_reader(input);
+  read.source->keep();
   data::CsvRecord header;
-  if (!header_reader.next(header)) throw TrainError(input.string() + ": error: the file is empty");
+  const bool any = data::CsvReader(read.source).next(header);
+  read.source->rewind();
+  if (!any) throw TrainError(read.source->name().string() + ": error: the file is empty");
   reduced.columns.clear();
   for (std::size_t i = 0; i < set.columns.size(); ++i) {
     const sema::FeatureColumn& col = set.columns[i];
@@ -74,7 +79,8 @@ std::int64_t count_records(const sema::FeatureSet& schema, bool header, const st
     }
   }
   std::error_code ignored;
-  if (!fs::is_regular_file(schema.csv_path, ignored)) return -1;  // a pipe would be drained
+  if (data::ByteSource::is_stdin(schema.csv_path) || !fs::is_regular_file(schema.csv_path, ignored))
+    return -1;  // a pipe would be drained
   gzFile file = gzopen(schema.csv_path.c_str(), "rb");
   if (file == nullptr) return -1;
   std::vector<char> chunk(std::size_t{1} << 20);
@@ -345,6 +351,7 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
       lines.push_back(full.line);
       if (++b.rows == batch_size) {
         flush(b, lines);
+        out.flush();  // a batch's predictions as soon as they are made, for a stream read from a pipe
         start_batch();
       }
     }

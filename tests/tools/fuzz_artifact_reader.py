@@ -24,7 +24,9 @@ and skip the same ones. The same on JSON-lines files (values as strings, numbers
 true, arrays, escapes; keys left out, added, repeated; lines that are not JSON records) and
 on the mutated JSON-lines inputs: there the two must also give the same reason, column
 included, for every line that is not a record (runtime/data/json_record.cpp and the
-generated C are one grammar).
+generated C are one grammar). Three files of each kind also go through a pipe, to
+`kiln predict --input -` (plain and gzipped) and to the artifact reading `-`: the same
+predictions and messages, naming <stdin>.
 
     fuzz_artifact_reader.py KILN_BINARY SOURCE_DIR [--cases N] [--seed S]
 
@@ -34,6 +36,7 @@ KILN_FUZZ_DIFF_CASES --diff-cases (of the mutated JSON-lines inputs, how many al
 through kiln predict; 40).
 """
 import argparse
+import gzip
 import json
 import os
 import pathlib
@@ -379,6 +382,31 @@ def main() -> int:
         check(diffs == 0 and (diffed == diff_cases or cases < 4 * diff_cases),
               f"{diffed} of them (JSON lines) through kiln predict as well: {diffs} differ")
 
+        def stdin_difference(path: pathlib.Path, from_file: subprocess.CompletedProcess) -> str:
+            """The file read through a pipe: `kiln predict --input -` (plain and gzipped) and
+            the artifact's predictor reading `-` must give what kiln predict gave the file,
+            the messages naming <stdin>; a pipe is read once."""
+            data = path.read_bytes()
+            want_err = [line.replace(str(path), "<stdin>") for line in from_file.stderr.splitlines()
+                        if ": skipped: " in line or ": error: " in line]
+            for label, piped in (("plain", data), ("gzipped", gzip.compress(data))):
+                p = subprocess.run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", "-"], env=env,
+                                   input=piped, capture_output=True)
+                got_err = [line for line in p.stderr.decode(errors="replace").splitlines()
+                           if ": skipped: " in line or ": error: " in line]
+                if p.returncode != from_file.returncode or p.stdout.decode() != from_file.stdout or \
+                        got_err != want_err:
+                    return f"kiln predict --input - ({label}) differs from the file: exit {p.returncode}, " \
+                           f"{p.stderr.decode(errors='replace')[-300:]}"
+            art = subprocess.run([str(reader), "-"], env=renv, input=data.decode(errors="replace"),
+                                 capture_output=True, text=True, timeout=10)
+            stdin_run = subprocess.CompletedProcess([], from_file.returncode, from_file.stdout,
+                                                    "\n".join(want_err))
+            problem = compare_predictions(stdin_run, art)
+            if not problem and "<stdin>" not in art.stderr and want_err:
+                problem = "the artifact's messages do not name <stdin>"
+            return f"through a pipe: {problem}" if problem else ""
+
         # Serving against training: `kiln predict` (the feature pipeline in C++, the model on
         # the JIT) and the artifact (both compiled into C) on CSV files of valid records with
         # cells changed to what a feed gets wrong (empty, text in a number column, an unknown
@@ -394,6 +422,8 @@ def main() -> int:
             a = kiln_predict(path)
             b = subprocess.run([str(reader), str(path)], env=renv, capture_output=True, text=True, timeout=10)
             problem = compare_predictions(a, b)
+            if not problem and i % skew_cases < 3:
+                problem = stdin_difference(path, a)
             skips += len(re.findall(r":\d+: skipped: ", a.stderr))
             predicted += max(0, len(a.stdout.splitlines()) - 1)
             if problem:
@@ -405,7 +435,8 @@ def main() -> int:
         check(skew == 0 and skips > 0 and predicted > 0,
               f"{skew_cases} CSV and {skew_cases} JSON-lines files of edited records: kiln predict and the artifact "
               f"agree ({skew} differ; "
-              f"{predicted} records predicted and {skips} skipped by kiln predict)")
+              f"{predicted} records predicted and {skips} skipped by kiln predict; three of each kind also "
+              f"through a pipe, plain and gzipped, to both)")
     return summary()
 
 

@@ -66,6 +66,26 @@ bool readable(const std::string& path) {
   return true;
 }
 
+// kiln predict --input: what readable() checks, without opening the file (a named pipe's
+// writer would lose its reader); "-" is standard input.
+bool readable_input(const fs::path& path) {
+  if (path == "-") return true;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    std::cerr << "kiln predict: error: cannot open '" << path.string() << "': no such file\n";
+    return false;
+  }
+  if (fs::is_directory(path, ec)) {
+    std::cerr << "kiln predict: error: '" << path.string() << "' is a directory, not a CSV or JSON-lines file\n";
+    return false;
+  }
+  if (access(path.c_str(), R_OK) != 0) {
+    std::cerr << "kiln predict: error: cannot open '" << path.string() << "': permission denied\n";
+    return false;
+  }
+  return true;
+}
+
 std::unique_ptr<sema::Compilation> compile_and_report(const std::string& path, const Common& common) {
   auto c = sema::compile_file(path, sema_options(common));
   std::cerr << c->diags.render(c->sources, common.color);
@@ -337,7 +357,7 @@ int run_eval(const std::string& file, const std::string& model, const std::strin
 int run_predict(const std::string& file, const std::string& model, const runtime::PredictOptions& options,
                 const Common& common) {
   if (!readable(file)) return kUserError;
-  if (!options.input.empty() && !readable(options.input.string())) return kUserError;
+  if (!options.input.empty() && !readable_input(options.input)) return kUserError;
   std::error_code ec;
   if (fs::exists(options.run_dir / checkpoint::kManifestFile, ec)) {
     // A checkpoint folder: it holds params.safetensors and pipeline.json like a run folder; verify it first.
@@ -459,7 +479,7 @@ int main_impl(int argc, char** argv) {
   predict->add_option(
       "--input", predict_input,
       "A CSV or JSON-lines file (.jsonl, or a first character '{') with the features block's columns (labels may "
-      "be absent); default: the block's own source");
+      "be absent), or - for standard input; default: the block's own source");
   predict->add_option("--format", predict_format, "Output: csv or jsonl")->check(CLI::IsMember({"csv", "jsonl"}));
   predict->add_option("--backend", predict_options.backend, backend_help)->transform(CLI::CheckedTransformer(backends));
   predict->add_option("--model", predict_model, "Which model's train block (default: the first)");

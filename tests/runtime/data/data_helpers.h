@@ -9,8 +9,10 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "compiler/sema/sema.h"
+#include "runtime/data/rows.h"
 #include "tests/support/files.h"
 
 namespace kiln::data::testing {
@@ -19,9 +21,6 @@ namespace fs = std::filesystem;
 using kiln::testing::read_file;
 using kiln::testing::source_dir;
 using kiln::testing::TempDir;
-
-
-
 
 inline sema::SemaOptions sema_options() {
   sema::SemaOptions opts;
@@ -43,6 +42,19 @@ inline std::unique_ptr<sema::Compilation> compile_text(const fs::path& dir, cons
   INFO(c->diags.render(c->sources));
   REQUIRE(c->diags.error_count() == 0);
   return c;
+}
+
+// Every record `reader` gives: `describe(row)` for a row, "LINE: REASON" for a rejected one.
+template <class Describe>
+std::vector<std::string> read_records(SchemaReader& reader, Describe describe) {
+  std::vector<std::string> got;
+  Row row;
+  RejectedRecord rejected;
+  for (SchemaReader::Result r; (r = reader.next(row, rejected)) != SchemaReader::Result::kEnd;) {
+    got.push_back(r == SchemaReader::Result::kRejected ? std::to_string(rejected.line) + ": " + rejected.reason
+                                                       : describe(row));
+  }
+  return got;
 }
 
 }  // namespace kiln::data::testing
