@@ -4,12 +4,15 @@
 // the set is returned only when none was an error.
 #include "compiler/sema/features.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <map>
+#include <string>
 #include <system_error>
+#include <unordered_set>
 
 #include "compiler/sema/literals.h"
 
@@ -678,12 +681,17 @@ std::vector<std::string> split_header(std::string line) {
   return names;
 }
 
+// The header line, from a plain or a gzip file (zlib reads both), as the CSV reader reads it.
 std::optional<std::string> read_first_line(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (in == nullptr) return std::nullopt;
   std::string line;
-  char ch = 0;
-  while (line.size() < kMaxHeaderBytes && in.get(ch) && ch != '\n') line.push_back(ch);
+  for (int ch; line.size() < kMaxHeaderBytes && (ch = gzgetc(in)) != -1 && ch != '\n';)
+    line.push_back(static_cast<char>(ch));
+  int code = Z_OK;
+  gzerror(in, &code);
+  gzclose(in);
+  if (code != Z_OK && code != Z_STREAM_END) return std::nullopt;
   return line;
 }
 
@@ -706,6 +714,20 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
     return;
   }
   for (const FeatureColumn& col : set.columns) {
+    if (col.kind == ColumnKind::kPixels) {
+      std::int64_t n = 1;
+      for (const std::int64_t d : col.pixel_shape) n *= d;
+      const std::unordered_set<std::string> names(header.begin(), header.end());
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::string name = col.name + "_" + std::to_string(i);
+        if (names.count(name) != 0) continue;
+        diags.error(col.span, "column '" + name + "' is not in the header of '" + src.csv_written + "'",
+                    "pixels column '" + col.name + "' of " + std::to_string(n) + " values is read from the columns " +
+                        col.name + "_0 ... " + col.name + "_" + std::to_string(n - 1) + ", row-major");
+        break;
+      }
+      continue;
+    }
     if (std::find(header.begin(), header.end(), col.name) != header.end()) continue;
     diags.error(col.span, "column '" + col.name + "' is not in the header of '" + src.csv_written + "'",
                 did_you_mean(col.name, header, "its columns are " + join(header)));
@@ -817,10 +839,18 @@ std::optional<FeatureSet> check_features(const ast::File& file, const ast::Featu
     }
   }
   if (src && src->kind == SourceKind::kCsv) {
+    // An image in a CSV is the columns NAME_0 ... NAME_{n-1} of its pixels, row-major (as
+    // kiln predict and an artifact's predictor read image records); a record holds one.
+    const FeatureColumn* first_pixels = nullptr;
     for (const FeatureColumn& c : set.columns) {
-      if (c.kind == ColumnKind::kPixels) {
-        diags.error(c.span, "pixels column '" + c.name + "' needs an idx source",
-                    "images are read with idx(images: \"...\", labels: \"...\")");
+      if (c.kind != ColumnKind::kPixels) continue;
+      if (first_pixels != nullptr) {
+        diags.error(c.span, "a csv source holds one pixels column",
+                    "'" + first_pixels->name +
+                        "' is the image of these records; put another image in its own "
+                        "features block");
+      } else {
+        first_pixels = &c;
       }
     }
     check_csv_header(*src, set, diags);

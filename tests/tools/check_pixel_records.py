@@ -7,6 +7,11 @@ same class) and skip the same records for the same reasons: a pixel missing, nul
 number or beyond a float's range, an array one short, a label that is not a class. The records' predictions must also
 match those of the same images read from the IDX file.
 
+Then training from images in CSV files: fashion_mlp with both features blocks read from
+gzipped CSVs (pixels_0 ... pixels_783 and the class) must train exactly as from IDX files of
+the same images (the same metrics, epoch by epoch, and the same predictions), and its
+artifact must read the CSV as kiln predict does.
+
     check_pixel_records.py KILN_BINARY SOURCE_DIR
 """
 import gzip
@@ -22,6 +27,8 @@ from checks import check, run, summary
 
 IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"  # fashion_mlp.kiln's training source
 LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 COUNT = 24
 
 
@@ -31,6 +38,32 @@ def read_idx(images_path, labels_path, count):
     with gzip.open(labels_path, "rb") as f:
         labels = f.read(8 + count)[8:]
     return [list(data[16 + i * 784:16 + (i + 1) * 784]) for i in range(count)], list(labels)
+
+
+def write_idx(images, labels, images_path, labels_path):
+    """An IDX pair (gzip) of 28x28 images and their labels."""
+    n = len(images)
+    with gzip.open(images_path, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big"))
+        f.write(bytes(p for img in images for p in img))
+    with gzip.open(labels_path, "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(labels))
+
+
+def write_csv(images, labels, path):
+    """The same images as a gzipped CSV: the class first, then pixels_0 ... pixels_783."""
+    header = "class," + ",".join(f"pixels_{i}" for i in range(784))
+    with gzip.open(path, "wt") as f:
+        f.write(header + "\n" + "".join(f"{lab}," + ",".join(map(str, img)) + "\n" for img, lab in zip(images, labels)))
+
+
+def epochs(run_dir):
+    """metrics.jsonl without its timings."""
+    out = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        out.append({k: v for k, v in m.items() if k not in ("seconds", "samples_per_second")})
+    return out
 
 
 def predictions(out):
@@ -141,6 +174,53 @@ def main() -> int:
         a = run([kiln, "predict", model, "--run", str(tmp / "run"), "--input", str(tmp / "short.csv")], env, expect=None)
         check(a.returncode == 1 and "pixels_783" in a.stderr and "pixels_0 ... pixels_783" in a.stderr,
               f"a CSV without pixels_783: refused, naming the column ({a.stderr.strip()[-200:]})")
+
+        # Training from images in CSV files against training from IDX files of the same images.
+        source = pathlib.Path(model).read_text()
+        blocks = re.findall(r"idx\(\s*images: \"[^\"]*\",\s*labels: \"[^\"]*\"\s*\)", source)
+        check(len(blocks) == 2, "fashion_mlp.kiln reads its two features blocks from idx(...) sources")
+        tr_images, tr_labels = read_idx(IMAGES, LABELS, 512)
+        te_images, te_labels = read_idx(TEST_IMAGES, TEST_LABELS, 128)
+        write_idx(tr_images, tr_labels, tmp / "tr-images.gz", tmp / "tr-labels.gz")
+        write_idx(te_images, te_labels, tmp / "te-images.gz", tmp / "te-labels.gz")
+        write_csv(tr_images, tr_labels, tmp / "train.csv.gz")
+        write_csv(te_images, te_labels, tmp / "test.csv.gz")
+        (tmp / "from_idx.kiln").write_text(
+            source.replace(blocks[0], 'idx(images: "tr-images.gz", labels: "tr-labels.gz")', 1)
+                  .replace(blocks[1], 'idx(images: "te-images.gz", labels: "te-labels.gz")', 1))
+        (tmp / "from_csv.kiln").write_text(
+            source.replace(blocks[0], 'csv("train.csv.gz")', 1).replace(blocks[1], 'csv("test.csv.gz")', 1))
+        runs = {}
+        for name in ("from_idx", "from_csv"):
+            r = run([kiln, "train", str(tmp / f"{name}.kiln"), "--epochs", "2", "--out", str(tmp / f"run_{name}"),
+                     "--no-checkpoints"], env, expect=None)
+            check(r.returncode == 0, f"kiln train {name}.kiln ({r.stderr.strip()[-300:]})")
+            runs[name] = r
+        m_idx, m_csv = epochs(tmp / "run_from_idx"), epochs(tmp / "run_from_csv")
+        check(len(m_csv) == 2 and m_csv == m_idx,
+              "trained from CSV images: the metrics of training from IDX files, epoch by epoch" +
+              ("" if m_csv == m_idx else f" ({m_csv} / {m_idx})"))
+        # eval: the holdout and the test block (test.csv.gz against the test IDX pair).
+        evals = []
+        for name in ("from_idx", "from_csv"):
+            out = run([kiln, "eval", str(tmp / f"{name}.kiln"), "--run", str(tmp / f"run_{name}")], env).stdout
+            evals.append([line for line in out.splitlines() if "compiled" not in line])
+        check(evals[0] == evals[1] and any("test_accuracy" in line for line in evals[1]),
+              "kiln eval of the two runs: the same holdout and test metrics" +
+              ("" if evals[0] == evals[1] else f" ({evals[1]} / {evals[0]})"))
+        p_idx = predictions(run([kiln, "predict", str(tmp / "from_idx.kiln"), "--run", str(tmp / "run_from_idx")],
+                                env).stdout)
+        p_csv = predictions(run([kiln, "predict", str(tmp / "from_csv.kiln"), "--run", str(tmp / "run_from_csv")],
+                                env).stdout)
+        # IDX item i is line i; the CSV's record i is line i + 1.
+        check(len(p_csv) == 512 and not agree({k - 1: v for k, v in p_csv.items()}, p_idx),
+              "kiln predict of the two runs on their own sources: the same predictions")
+        run([kiln, "build", str(tmp / "from_csv.kiln"), "--run", str(tmp / "run_from_csv"), "-o", str(tmp / "art_csv")],
+            env)
+        b = subprocess.run(["sh", "-c", f"gzip -dc {tmp / 'train.csv.gz'} | {tmp / 'art_csv' / 'fashion_mlp'} -"],
+                           env=env, capture_output=True, text=True)
+        check(b.returncode == 0 and not agree(p_csv, predictions(b.stdout)),
+              f"the CSV-trained model's artifact reads the CSV as kiln predict does ({b.stderr.strip()[-200:]})")
     return summary()
 
 

@@ -1,8 +1,11 @@
 // load_dataset: schema validation with quarantine and the reject share, fatal file errors,
 // the summary on the real credit data, the stratified split, seeded epoch orders and
 // batches, and the IDX and index-column paths on the real Fashion-MNIST and InstEval data.
+#include <zlib.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -277,4 +280,89 @@ TEST_CASE("dataset: index columns of the recommender are i32 ids with N as unkno
   CHECK(max_d <= 1128);
   CHECK(data.train.number_labels == 1);
   CHECK(data.train.targets.size() == static_cast<std::size_t>(data.train.rows));
+}
+
+TEST_CASE("dataset: images from a CSV (columns p_0 ... p_19) load as the same images from IDX files do", "[data]") {
+  TempDir dir;
+  // 240 images of 5x4 random bytes in 3 classes, written as an IDX pair and as a gzipped
+  // CSV with the label first and the pixels in row-major order.
+  const int n = 240, h = 5, w = 4;
+  std::mt19937 rng(11);
+  std::string images = {0, 0, 8, 3}, labels = {0, 0, 8, 1};
+  const auto be32 = [](std::string& out, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xFF);
+  };
+  be32(images, n);
+  be32(images, h);
+  be32(images, w);
+  be32(labels, n);
+  std::string csv = "y";
+  for (int i = 0; i < h * w; ++i) csv += ",p_" + std::to_string(i);
+  csv += "\n";
+  for (int r = 0; r < n; ++r) {
+    const int label = static_cast<int>(rng() % 3);
+    labels += static_cast<char>(label);
+    csv += std::to_string(label);
+    for (int i = 0; i < h * w; ++i) {
+      const int pixel = static_cast<int>(rng() % 256);
+      images += static_cast<char>(pixel);
+      csv += "," + std::to_string(pixel);
+    }
+    csv += "\n";
+  }
+  dir.write("images.idx", images);
+  dir.write("labels.idx", labels);
+  const fs::path packed = dir.path / "images.csv.gz";
+  gzFile f = gzopen(packed.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  gzwrite(f, csv.data(), static_cast<unsigned>(csv.size()));
+  gzclose(f);
+
+  auto comp = compile_text(dir.path, R"(
+features from_idx from idx(images: "images.idx", labels: "labels.idx") {
+  p : pixels[5, 4] -> scale(0.00392156862745098)
+  label y : category[3]
+}
+features from_csv from csv("images.csv.gz") {
+  p : pixels[5, 4] -> scale(0.00392156862745098)
+  label y : category[3]
+}
+)");
+  LoadOptions o;
+  o.holdout = 0.25;
+  o.seed = 5;
+  const Dataset idx = load_dataset(*comp->find_features("from_idx"), o);
+  const Dataset from_csv = load_dataset(*comp->find_features("from_csv"), o);
+  CHECK(from_csv.summary.rows == n);
+  CHECK(from_csv.summary.rejected == 0);
+  CHECK(from_csv.train.row_shape == idx.train.row_shape);
+  CHECK(from_csv.train.rows == idx.train.rows);
+  CHECK(from_csv.train.features == idx.train.features);
+  CHECK(from_csv.train.classes == idx.train.classes);
+  CHECK(from_csv.holdout.features == idx.holdout.features);
+  CHECK(from_csv.holdout.classes == idx.holdout.classes);
+  CHECK(from_csv.pipeline.to_json()["columns"] == idx.pipeline.to_json()["columns"]);
+
+  // Bad image records are rejected with their line, the rest load.
+  std::string bad = csv;
+  bad += "1";
+  for (int i = 0; i < h * w; ++i) bad += i == 7 ? "," : ",9";  // p_7 empty
+  bad += "\n2";
+  for (int i = 0; i < h * w; ++i) bad += i == 3 ? ",dark" : ",9";
+  bad += "\n";
+  dir.write("bad.csv", bad);
+  auto bad_comp = compile_text(dir.path, R"(
+features images from csv("bad.csv") {
+  p : pixels[5, 4] -> scale(0.00392156862745098)
+  label y : category[3]
+}
+)");
+  o.max_reject_share = 0.5;
+  const Dataset loaded = load_dataset(*bad_comp->find_features("images"), o);
+  CHECK(loaded.summary.rows == n);
+  REQUIRE(loaded.summary.rejected == 2);
+  CHECK(loaded.summary.first_rejects[0].line == n + 2);
+  CHECK(loaded.summary.first_rejects[0].reason == "missing value in number column 'p', which has no fill(...)");
+  CHECK(loaded.summary.first_rejects[1].line == n + 3);
+  CHECK_THAT(loaded.summary.first_rejects[1].reason, Catch::Contains("'dark'"));
 }
