@@ -715,8 +715,7 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
   }
   for (const FeatureColumn& col : set.columns) {
     if (col.kind == ColumnKind::kPixels) {
-      std::int64_t n = 1;
-      for (const std::int64_t d : col.pixel_shape) n *= d;
+      const std::int64_t n = col.width;  // the product of its shape
       const std::unordered_set<std::string> names(header.begin(), header.end());
       for (std::int64_t i = 0; i < n; ++i) {
         const std::string name = col.name + "_" + std::to_string(i);

@@ -17,7 +17,7 @@ namespace kiln::data {
 
 CsvReader::CsvReader(const std::filesystem::path& path) : CsvReader(std::make_shared<ByteSource>(path)) {}
 
-CsvReader::CsvReader(std::shared_ptr<ByteSource> source) : path_(source->name()), source_(std::move(source)) {
+CsvReader::CsvReader(std::shared_ptr<ByteSource> source) : source_(std::move(source)) {
   buffer_.resize(kBufferBytes);
   // A UTF-8 byte-order mark is not part of the first header name.
   if (refill() && len_ >= 3 && static_cast<unsigned char>(buffer_[0]) == 0xEF &&
@@ -79,7 +79,7 @@ bool CsvReader::next(CsvRecord& record) {
   record.line = line_;
   auto too_long = [&] {
     if (record.raw.size() > kMaxRecordBytes) {
-      throw DataError(path_, record.line,
+      throw DataError(path(), record.line,
                       "record is longer than " + std::to_string(kMaxRecordBytes >> 20) + " MiB; is a quote left open?");
     }
   };
@@ -90,7 +90,7 @@ bool CsvReader::next(CsvRecord& record) {
     int c = get();
     if (c == -1) {
       if (state == State::kQuoted) {
-        throw DataError(path_, record.line,
+        throw DataError(path(), record.line,
                         "unterminated quoted field: the quote opened on line " + std::to_string(quote_line) +
                             " is never closed before the end of the file");
       }

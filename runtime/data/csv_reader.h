@@ -44,7 +44,8 @@ class CsvReader {
   // read error.
   bool next(CsvRecord& record);
 
-  const std::filesystem::path& path() const { return path_; }
+  // As in messages: the path, or "<stdin>".
+  const std::filesystem::path& path() const { return source_->name(); }
   // FNV-1a of the (decompressed) bytes read so far: the whole file once next() returned false.
   std::uint64_t content_hash() const { return hash_.value(); }
   std::uint64_t bytes_read() const { return bytes_read_; }
@@ -56,7 +57,6 @@ class CsvReader {
   int peek();  // the next byte without consuming it
   bool refill();
 
-  std::filesystem::path path_;  // as in messages: the path, or "<stdin>"
   std::shared_ptr<ByteSource> source_;
   std::vector<char> buffer_;
   std::size_t pos_ = 0, len_ = 0;

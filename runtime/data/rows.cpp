@@ -50,12 +50,6 @@ std::string read_number(std::string_view value, const std::string& name, double&
   return "";
 }
 
-std::int64_t pixel_count(const FeatureColumn& col) {
-  std::int64_t n = 1;
-  for (const std::int64_t d : col.pixel_shape) n *= d;
-  return n;
-}
-
 std::string join_names(const std::vector<std::string>& names, std::size_t limit = 12) {
   std::string out;
   for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i > 0 ? ", " : "") + names[i];
@@ -69,7 +63,7 @@ std::string join_names(const std::vector<std::string>& names, std::size_t limit 
 // the '\n'.
 class SchemaReader::LineFile {
  public:
-  explicit LineFile(std::shared_ptr<ByteSource> source) : path_(source->name()), source_(std::move(source)) {}
+  explicit LineFile(std::shared_ptr<ByteSource> source) : source_(std::move(source)) {}
   LineFile(const LineFile&) = delete;
   LineFile& operator=(const LineFile&) = delete;
 
@@ -87,7 +81,7 @@ class SchemaReader::LineFile {
       const void* nl = std::memchr(start, '\n', end_ - at_);
       const std::size_t n = nl != nullptr ? static_cast<const char*>(nl) - start : end_ - at_;
       if (line.size() + n > CsvReader::kMaxRecordBytes) {
-        throw DataError(path_, line_number_ + 1,
+        throw DataError(path(), line_number_ + 1,
                         fmt::format("a line longer than {} MiB: not a record (is this a JSON-lines file?)",
                                     CsvReader::kMaxRecordBytes >> 20));
       }
@@ -101,7 +95,7 @@ class SchemaReader::LineFile {
     }
   }
 
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return source_->name(); }
   std::int64_t line_number() const { return line_number_; }  // of the line next() returned
   std::uint64_t content_hash() const { return hash_.value(); }
   std::uint64_t bytes_read() const { return bytes_; }
@@ -115,7 +109,6 @@ class SchemaReader::LineFile {
     return end_ > 0;
   }
 
-  std::filesystem::path path_;
   std::shared_ptr<ByteSource> source_;
   std::vector<char> buffer_;
   std::size_t at_ = 0, end_ = 0;
@@ -131,15 +124,6 @@ bool looks_like_json_lines(const std::filesystem::path& path, ByteSource& source
   const std::string ext = name.extension().string();
   if (ext == ".jsonl" || ext == ".ndjson" || ext == ".json") return true;
   return source.first_nonblank() == '{';
-}
-
-bool looks_like_json_lines(const std::filesystem::path& path) {
-  try {
-    ByteSource source(path);
-    return looks_like_json_lines(path, source);
-  } catch (const DataError&) {
-    return false;
-  }
 }
 
 void reset_row(Row& row, std::size_t columns) {
@@ -163,8 +147,7 @@ SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : s
     for (const FeatureColumn& col : set.columns) {
       pixel_keys_.emplace_back();
       if (col.kind != ColumnKind::kPixels) continue;
-      for (std::int64_t i = 0; i < pixel_count(col); ++i)
-        pixel_keys_.back().push_back(col.name + "_" + std::to_string(i));
+      for (std::int64_t i = 0; i < col.width; ++i) pixel_keys_.back().push_back(col.name + "_" + std::to_string(i));
     }
     return;
   }
@@ -185,7 +168,7 @@ SchemaReader::SchemaReader(const sema::FeatureSet& set, ReadOptions options) : s
       if (col.kind == ColumnKind::kPixels) {  // columns NAME_0 ... NAME_{n-1}, as an artifact reads them
         std::unordered_map<std::string_view, std::size_t> where;
         for (std::size_t i = names.size(); i-- > 0;) where.insert_or_assign(names[i], i);  // the first wins
-        const std::int64_t n = pixel_count(col);
+        const std::int64_t n = col.width;
         for (std::int64_t i = 0; i < n; ++i) {
           const std::string name = col.name + "_" + std::to_string(i);
           auto it = where.find(name);

@@ -73,12 +73,10 @@ struct ReadOptions {
   std::shared_ptr<ByteSource> source;
 };
 
-// Whether `path` is to be read as JSON lines: a .jsonl, .ndjson or .json name (before a
-// .gz), or a first non-blank byte '{' (what an artifact's predictor decides by too). False
-// for a file that cannot be opened (the CSV reader reports it).
-bool looks_like_json_lines(const std::filesystem::path& path);
-// The same for `source`, opened from `path` (or standard input, "-"): its start is read and
-// rewound, so the source is still unread.
+// Whether `source`, opened from `path` (or standard input, "-"), is to be read as JSON
+// lines: a .jsonl, .ndjson or .json name (before a .gz), or a first non-blank byte '{' (what
+// an artifact's predictor decides by too). The start is read and rewound, so the source is
+// still unread.
 bool looks_like_json_lines(const std::filesystem::path& path, ByteSource& source);
 
 class SchemaReader {

@@ -21,6 +21,16 @@ def run(cmd, env, cwd=None, expect=0):
     return p
 
 
+def quick_artifact(kiln, model, tmp, env, steps):
+    """Trains `model` for a few steps into TMP/run (a reader's test does not depend on the
+    weights) and builds it with a maximum batch of 4, so that batches are flushed often;
+    the artifact's folder, TMP/art."""
+    run([kiln, "train", model, "--epochs", "1", "--max-steps", str(steps), "--out", str(tmp / "run"),
+         "--no-checkpoints"], env)
+    run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(tmp / "art"), "--max-batch", "4"], env)
+    return tmp / "art"
+
+
 def summary() -> int:
     """The closing line of a test script, and its exit status: 1 if any check failed."""
     if failures:

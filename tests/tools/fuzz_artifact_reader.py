@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 
-from checks import check, run, summary
+from checks import check, quick_artifact, run, summary
 
 NAME = "credit_risk"
 
@@ -273,10 +273,7 @@ def main() -> int:
     cc = shutil.which("clang-16") or shutil.which("cc")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        run([kiln, "train", model, "--epochs", "1", "--max-steps", "5", "--out", str(tmp / "run"), "--no-checkpoints"],
-            env)
-        art = tmp / "art"
-        run([kiln, "build", model, "--run", str(tmp / "run"), "-o", str(art), "--max-batch", "4"], env)
+        art = quick_artifact(kiln, model, tmp, env, steps=5)
         reader = tmp / "reader"
         flags = ["-std=c11", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                  "-fno-omit-frame-pointer"]
@@ -398,12 +395,13 @@ def main() -> int:
                         got_err != want_err:
                     return f"kiln predict --input - ({label}) differs from the file: exit {p.returncode}, " \
                            f"{p.stderr.decode(errors='replace')[-300:]}"
-            art = subprocess.run([str(reader), "-"], env=renv, input=data.decode(errors="replace"),
-                                 capture_output=True, text=True, timeout=10)
+            raw = subprocess.run([str(reader), "-"], env=renv, input=data, capture_output=True, timeout=10)
+            served = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="replace"),
+                                                 raw.stderr.decode(errors="replace"))
             stdin_run = subprocess.CompletedProcess([], from_file.returncode, from_file.stdout,
                                                     "\n".join(want_err))
-            problem = compare_predictions(stdin_run, art)
-            if not problem and "<stdin>" not in art.stderr and want_err:
+            problem = compare_predictions(stdin_run, served)
+            if not problem and "<stdin>" not in served.stderr and want_err:
                 problem = "the artifact's messages do not name <stdin>"
             return f"through a pipe: {problem}" if problem else ""
 

@@ -31,6 +31,12 @@ Parsed parse(std::string_view line) {
 }
 
 // key=text pairs, null as key=null.
+// How kiln predict tells the format of the file at `path`.
+bool read_as_json_lines(const fs::path& path) {
+  ByteSource source(path);
+  return looks_like_json_lines(path, source);
+}
+
 std::vector<std::string> pairs(const std::vector<JsonCell>& cells) {
   std::vector<std::string> out;
   for (const JsonCell& c : cells) out.push_back(c.key + "=" + (c.null ? "null" : c.text));
@@ -141,7 +147,7 @@ features small from csv("s.csv") {
       "{\"age\": 70, \"city\": \"oslo\",}\n"                          // line 7: not a record
       "  {\"age\": 80, \"income\": null, \"city\": \"x\"}  ";         // line 8, no line end
   set.csv_path = dir.write("in.jsonl", text);
-  CHECK(looks_like_json_lines(set.csv_path));
+  CHECK(read_as_json_lines(set.csv_path));
   const auto read = [&](const ReadOptions& options) {
     SchemaReader reader(set, options);
     const std::vector<std::string> got = read_records(reader, [](const Row& row) {
@@ -177,12 +183,11 @@ features small from csv("s.csv") {
   gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
   gzclose(f);
   set.csv_path = gz;
-  CHECK(looks_like_json_lines(gz));
+  CHECK(read_as_json_lines(gz));
   CHECK(read(predict).size() == 7);
-  CHECK(looks_like_json_lines(dir.write("records.txt", "\n  {\"age\": 1}\n")));
-  CHECK(looks_like_json_lines(dir.write("x.ndjson", "age\n")));
-  CHECK_FALSE(looks_like_json_lines(dir.write("s.csv", "age,income,city,risk\n")));
-  CHECK_FALSE(looks_like_json_lines(dir.path / "absent.csv"));
+  CHECK(read_as_json_lines(dir.write("records.txt", "\n  {\"age\": 1}\n")));
+  CHECK(read_as_json_lines(dir.write("x.ndjson", "age\n")));
+  CHECK_FALSE(read_as_json_lines(dir.write("s.csv", "age,income,city,risk\n")));
   // A file that cannot be opened is a DataError naming it.
   set.csv_path = dir.path / "absent.jsonl";
   CHECK_THROWS_WITH(SchemaReader(set, predict), Catch::Contains("absent.jsonl") && Catch::Contains("no such file"));
