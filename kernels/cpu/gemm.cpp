@@ -376,10 +376,13 @@ void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, 
 }
 
 // The FMA step is written out, as in the AVX2 kernel below (six offsets through a lambda
-// stay in memory with clang-16).
-void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base, Index b_step,
-                 const kiln_sgemm_run* runs, Index run_count, bool accumulate, float* c, Index ldc, Index mr,
-                 Index nr) {
+// stay in memory with clang-16). Always inlined, in all three copies: a product of short k
+// (50176x25x32, conv1 as im2col: 25 steps a tile) lost a sixth of its speed to a call per
+// tile when the masked store made this function too big for clang's inliner (bench_gemm
+// --paired, Kiln / oneDNN 0.85 against 1.00-1.03 inlined; ctest gemm_tile_in_registers).
+[[gnu::always_inline]] inline void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base,
+                                               Index b_step, const kiln_sgemm_run* runs, Index run_count,
+                                               bool accumulate, float* c, Index ldc, Index mr, Index nr) {
   __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps();
   __m512 c3 = _mm512_setzero_ps(), c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps();
   const Index o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4], o5 = off[5];
@@ -513,9 +516,9 @@ void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, 
 
 // The FMA step is written out (not tile_step): with six offsets through a lambda, clang-16
 // keeps them in memory and the convolutions ran at half speed.
-void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base, Index b_step,
-                 const kiln_sgemm_run* runs, Index run_count, bool accumulate, float* c, Index ldc, Index mr,
-                 Index nr) {
+[[gnu::always_inline]] inline void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base,
+                                               Index b_step, const kiln_sgemm_run* runs, Index run_count,
+                                               bool accumulate, float* c, Index ldc, Index mr, Index nr) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -585,9 +588,9 @@ void row_times_b(Index n, Index k, float alpha, const float* a, Index a_stride, 
   }
 }
 
-void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base, Index b_step,
-                 const kiln_sgemm_run* runs, Index run_count, bool accumulate, float* c, Index ldc, Index mr,
-                 Index nr) {
+[[gnu::always_inline]] inline void offset_tile(const float* a_base, const Index* off, Index a_step, const float* b_base,
+                                               Index b_step, const kiln_sgemm_run* runs, Index run_count,
+                                               bool accumulate, float* c, Index ldc, Index mr, Index nr) {
   float tile[kMr * kNr] = {};
   for (Index r = 0; r < run_count; ++r) {
     const float* a = a_base + runs[r].a;
