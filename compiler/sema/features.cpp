@@ -22,8 +22,10 @@ namespace {
 using ast::ExprKind;
 
 constexpr const char* kSourceHint = "write csv(\"file.csv\") or idx(images: \"...\", labels: \"...\")";
-// The header line of a csv file is read up to this many bytes; a longer line is not a header.
-constexpr std::size_t kMaxHeaderBytes = 1u << 20;
+// The header line of a csv file is read up to this many bytes, the longest record the CSV
+// reader takes (runtime/data/csv_reader.h, kMaxRecordBytes); a longer line is refused there
+// too. An image's header is long: 224x224x3 pixel columns take about 1.4 MB.
+constexpr std::size_t kMaxHeaderBytes = std::size_t{16} << 20;
 
 const std::vector<std::string>& transform_names() {
   static const std::vector<std::string> names = {"fill",  "standardize", "min_max", "log1p", "clip",
@@ -681,18 +683,33 @@ std::vector<std::string> split_header(std::string line) {
   return names;
 }
 
-// The header line, from a plain or a gzip file (zlib reads both), as the CSV reader reads it.
-std::optional<std::string> read_first_line(const std::filesystem::path& path) {
+// The header line, from a plain or a gzip file (zlib reads both), as the CSV reader reads it;
+// `too_long` when it has no end within kMaxHeaderBytes.
+std::optional<std::string> read_first_line(const std::filesystem::path& path, bool& too_long) {
+  too_long = false;
   gzFile in = gzopen(path.c_str(), "rb");
   if (in == nullptr) return std::nullopt;
   std::string line;
-  for (int ch; line.size() < kMaxHeaderBytes && (ch = gzgetc(in)) != -1 && ch != '\n';)
-    line.push_back(static_cast<char>(ch));
+  int ch = -1;
+  while (line.size() < kMaxHeaderBytes && (ch = gzgetc(in)) != -1 && ch != '\n') line.push_back(static_cast<char>(ch));
+  if (line.size() == kMaxHeaderBytes) too_long = (ch = gzgetc(in)) != -1 && ch != '\n';
   int code = Z_OK;
   gzerror(in, &code);
   gzclose(in);
   if (code != Z_OK && code != Z_STREAM_END) return std::nullopt;
   return line;
+}
+
+// A header's columns for a hint: all of a short header, the first few of a wide one (an
+// image's thousands of pixel columns), each name cut short past 64 characters.
+std::string list_columns(const std::vector<std::string>& header) {
+  constexpr std::size_t kShown = 24, kNameChars = 64;
+  std::vector<std::string> shown;
+  for (std::size_t i = 0; i < header.size() && i < kShown; ++i)
+    shown.push_back(header[i].size() <= kNameChars ? header[i] : header[i].substr(0, kNameChars) + "...");
+  std::string out = join(shown);
+  if (header.size() > kShown) out += ", ... (" + std::to_string(header.size()) + " in all)";
+  return out;
 }
 
 void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnostics& diags) {
@@ -701,10 +718,18 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
                   "looked for " + src.csv.string());
     return;
   }
-  std::optional<std::string> line = read_first_line(src.csv);
+  bool too_long = false;
+  std::optional<std::string> line = read_first_line(src.csv, too_long);
   if (!line) {
     diags.warning(src.csv_span,
                   "data file '" + src.csv_written + "' cannot be read; columns are not checked against it");
+    return;
+  }
+  if (too_long) {
+    diags.error(src.csv_span,
+                "the first line of '" + src.csv_written + "' is longer than " + std::to_string(kMaxHeaderBytes >> 20) +
+                    " MiB, the longest record Kiln reads",
+                "a csv source starts with one header line naming its columns; is the file a csv file?");
     return;
   }
   std::vector<std::string> header = split_header(*line);
@@ -729,7 +754,7 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
     }
     if (std::find(header.begin(), header.end(), col.name) != header.end()) continue;
     diags.error(col.span, "column '" + col.name + "' is not in the header of '" + src.csv_written + "'",
-                did_you_mean(col.name, header, "its columns are " + join(header)));
+                did_you_mean(col.name, header, "its columns are " + list_columns(header)));
   }
 }
 

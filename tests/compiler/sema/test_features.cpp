@@ -317,6 +317,54 @@ TEST_CASE("csv: an image is the columns NAME_0 ... NAME_{n-1} of its pixels", "[
   CHECK(rgb.set->input_type().to_string() == "f32[batch, 1, 2, 2]");
 }
 
+TEST_CASE("csv: a wide image's header is read whole, up to the reader's record limit", "[sema][features]") {
+  TempDir dir;
+  // 300x300x3 pixels: a header of about 2.4 MB (sema once read only the first 1 MiB and
+  // called the columns past it missing).
+  const std::int64_t n = 300 * 300 * 3;
+  std::string header = "y";
+  for (std::int64_t i = 0; i < n; ++i) header += ",im_" + std::to_string(i);
+  REQUIRE(header.size() > (std::size_t{2} << 20));
+  dir.write("wide.csv", header + "\n");
+  const std::string block = " {\n  im : pixels[300, 300, 3]\n  label y : category[2]\n}\n";
+  const Checked wide = check("features f from csv(\"wide.csv\")" + block, dir.path);
+  INFO(wide.rendered.substr(0, 2000));
+  REQUIRE(wide.set.has_value());
+  CHECK(wide.errors == 0);
+  CHECK(wide.set->input_type().to_string() == "f32[batch, 300, 300, 3]");
+
+  // A first line past 16 MiB is no header the CSV reader would take: said so, not a missing column.
+  dir.write("long.csv", "y," + std::string((std::size_t{16} << 20) + 10, 'a') + "\n1,2\n");
+  const Checked long_line = check("features f from csv(\"long.csv\") {\n  a : number\n}\n", dir.path);
+  INFO(long_line.rendered.substr(0, 2000));
+  CHECK_FALSE(long_line.set.has_value());
+  CHECK(long_line.errors == 1);
+  CHECK(has_diagnostic(long_line.rendered, "1:17",
+                       "the first line of 'long.csv' is longer than 16 MiB, the longest record Kiln reads"));
+  CHECK(has_hint(long_line.rendered,
+                 "a csv source starts with one header line naming its columns; is the file a csv file?"));
+
+  // Exactly 16 MiB and then the end of the line is still a header.
+  const std::string name(std::size_t{16} << 20, 'b');
+  dir.write("edge.csv", name + "\n1\n");
+  const Checked edge = check("features f from csv(\"edge.csv\") {\n  a : number\n}\n", dir.path);
+  CHECK(edge.errors == 1);
+  CHECK(contains(edge.rendered, "column 'a' is not in the header of 'edge.csv'"));
+  CHECK(has_hint(edge.rendered, "its columns are " + std::string(64, 'b') + "..."));
+  CHECK(edge.rendered.size() < 1000);
+
+  // A misspelt column beside a wide image: the hint names the first columns and the count.
+  const Checked typo =
+      check("features f from csv(\"wide.csv\") {\n  weight_kg : number\n  label y : category[2]\n}\n", dir.path);
+  INFO(typo.rendered.substr(0, 2000));
+  CHECK(typo.errors == 1);
+  CHECK(has_hint(typo.rendered,
+                 "its columns are y, im_0, im_1, im_2, im_3, im_4, im_5, im_6, im_7, im_8, im_9, im_10, "
+                 "im_11, im_12, im_13, im_14, im_15, im_16, im_17, im_18, im_19, im_20, im_21, im_22, ... "
+                 "(270001 in all)"));
+  CHECK(typo.rendered.size() < 1000);
+}
+
 TEST_CASE("idx: a missing file is a warning", "[sema][features]") {
   TempDir dir;
   dir.write("img.gz", "");
