@@ -32,8 +32,10 @@ bool has_fill(const FeatureColumn& col) {
   return false;
 }
 
-// The number in a trimmed, non-empty cell of column `name` into `v`; "" or the reason.
-std::string read_number(std::string_view value, const std::string& name, double& v) {
+// The number in a trimmed, non-empty cell into `v`; "" or the reason, naming the cell by
+// `what()` ("number column 'age'", "pixel 3 of pixels column 'p'"), called only then.
+template <typename What>
+std::string read_number(std::string_view value, What what, double& v) {
   const char* end = value.data() + value.size();
   const char* begin = value.data();
   if (*begin == '+') ++begin;  // from_chars does not take a leading '+'
@@ -44,9 +46,9 @@ std::string read_number(std::string_view value, const std::string& name, double&
     // overflow infinite (refused below).
     v = std::strtod(std::string(begin, end).c_str(), nullptr);
   } else if (ec != std::errc() || p != end) {
-    return "'" + shorten(std::string(value), 40) + "' in number column '" + name + "' is not a number";
+    return "'" + shorten(std::string(value), 40) + "' in " + what() + " is not a number";
   }
-  if (!std::isfinite(v)) return "'" + std::string(value) + "' in number column '" + name + "' is not a finite number";
+  if (!std::isfinite(v)) return "'" + std::string(value) + "' in " + what() + " is not a finite number";
   return "";
 }
 
@@ -262,7 +264,8 @@ std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row
   row.missing[c] = 0;
   if (col.kind == ColumnKind::kNumber) {
     double v = 0;
-    std::string reason = read_number(value, col.name, v);
+    std::string reason = read_number(
+        value, [&] { return "number column '" + col.name + "'"; }, v);
     if (reason.empty()) row.numbers[c] = v;
     return reason;
   }
@@ -295,9 +298,11 @@ std::string SchemaReader::parse_cell(std::size_t c, const std::string& text, Row
 std::string SchemaReader::parse_pixel(std::size_t c, std::size_t i, std::string_view text, Row& row) const {
   const FeatureColumn& col = set_.columns[c];
   const std::string_view value = trim(text);
-  if (value.empty()) return "missing value in number column '" + col.name + "', which has no fill(...)";
+  // Pixel i: the CSV column NAME_i, or element i of the JSON array NAME.
+  const auto what = [&] { return "pixel " + std::to_string(i) + " of pixels column '" + col.name + "'"; };
+  if (value.empty()) return "missing value in " + what();
   double v = 0;
-  std::string reason = read_number(value, col.name, v);
+  std::string reason = read_number(value, what, v);
   if (reason.empty()) row.pixels[i] = static_cast<float>(v);
   return reason;
 }

@@ -164,6 +164,12 @@ def main() -> int:
             ra = {s for s in skips(a.stderr) if "column 'pixels'" in s[1]}
             rb = {s for s in skips(b.stderr) if "column 'pixels'" in s[1]}
             check(ra == rb and len(ra) >= 2, f"{form}: the same reasons for the pixel cells ({ra} / {rb})")
+            # Each names the pixel: its index, which is the CSV column pixels_i or the array's element i.
+            want = ({"missing value in pixel 5 of pixels column 'pixels'",
+                     "'x' in pixel 9 of pixels column 'pixels' is not a number"} if form == "bad.csv" else
+                    {"missing value in pixel 9 of pixels column 'pixels'",
+                     "'abc' in pixel 9 of pixels column 'pixels' is not a number"})
+            check(want <= {s[1] for s in ra}, f"{form}: the reasons name the pixel ({sorted(s[1] for s in ra)})")
         # A CSV without one of the pixel columns is refused as a whole, naming it.
         (tmp / "short.csv").write_text(",".join(f"pixels_{i}" for i in range(783)) + "\n" +
                                        ",".join(map(str, images[0][:783])) + "\n")

@@ -295,7 +295,8 @@ std::string pipeline_code(const data::FittedPipeline& pipeline, const sema::Feat
       for (std::int64_t i = 0; i < col.width; ++i) raw.push_back({col.name + "_" + std::to_string(i)});
       o << "    for (int i = 0; i < " << col.width << "; ++i) {\n"
         << "      double x;\n"
-        << "      if (!@P@_parse_number(cells[" << base << " + i], " << cname << ", 0, &x, why, why_len)) return 0;\n"
+        << "      if (!@P@_parse_number(cells[" << base << " + i], " << cname
+        << ", i, 0, &x, why, why_len)) return 0;\n"
         << "      x = (double)(float)x; /* a pixel is a float, as Kiln holds it */\n"
         << replace_all(number_stages("x", true), "    ", "      ") << "      f[" << col.offset << " + i] = (float)x;\n"
         << "      if (!isfinite(f[" << col.offset << " + i])) {\n"
@@ -307,7 +308,7 @@ std::string pipeline_code(const data::FittedPipeline& pipeline, const sema::Feat
     raw.push_back({col.name});
     if (col.kind == ColumnKind::kNumber) {
       o << "    double x;\n"
-        << "    if (!@P@_parse_number(cells[" << cell << "], " << cname << ", " << (has_fill ? 1 : 0)
+        << "    if (!@P@_parse_number(cells[" << cell << "], " << cname << ", -1, " << (has_fill ? 1 : 0)
         << ", &x, why, why_len)) return 0;\n"
         << number_stages("x", false) << "    if (!isfinite(x)) {\n"
         << "      @P@_reason(why, why_len, \"column '%s': the value %s becomes %g after its transforms\", " << cname
@@ -390,7 +391,7 @@ std::string label_check_code(const sema::FeatureSet& set, std::vector<std::strin
       << "        return 0;\n      }\n";
     if (col.kind == ColumnKind::kNumber) {
       o << "      double x;\n      if (!@P@_parse_number(cells[" << k << "], " << cname
-        << ", 0, &x, why, why_len)) return 0;\n";
+        << ", -1, 0, &x, why, why_len)) return 0;\n";
     } else if (!col.levels.empty()) {
       o << "      static const char* const levels[] = {";
       std::string listed;
@@ -757,15 +758,34 @@ __attribute__((unused)) static int @P@_class_text(const char* s, size_t len, lon
   return 1;
 }
 
-/* A number cell: NaN when missing (allowed only with a fill). Returns 0 with the reason. */
-static int @P@_parse_number(const char* cell, const char* column, int has_fill, double* x, char* why, size_t why_len) {
+/* A cell's name in a reason: "number column 'NAME'", or "pixel i of pixels column 'NAME'"
+ * for pixel i >= 0 (the CSV column NAME_i, or element i of the JSON array NAME). */
+static const char* @P@_cell_name(char* what, size_t what_len, const char* column, int pixel) {
+  if (pixel < 0) {
+    snprintf(what, what_len, "number column '%s'", column);
+  } else {
+    snprintf(what, what_len, "pixel %d of pixels column '%s'", pixel, column);
+  }
+  return what;
+}
+
+/* A number cell (pixel < 0) or pixel `pixel` of a pixels column: NaN when missing (allowed
+ * only with a fill). Returns 0 with the reason. */
+static int @P@_parse_number(const char* cell, const char* column, int pixel, int has_fill, double* x, char* why,
+                            size_t why_len) {
   const char* s;
   size_t len;
   char* end;
+  char what[512]; /* the cell's name, made only for a reason */
   if (@P@_cell(cell, &s, &len)) {
     *x = NAN;
     if (has_fill) return 1;
-    @P@_reason(why, why_len, "missing value in number column '%s', which has no fill(...)", column);
+    if (pixel < 0) {
+      @P@_reason(why, why_len, "missing value in %s, which has no fill(...)",
+                 @P@_cell_name(what, sizeof what, column, pixel));
+    } else {
+      @P@_reason(why, why_len, "missing value in %s", @P@_cell_name(what, sizeof what, column, pixel));
+    }
     return 0;
   }
   if (len > 0 && s[0] == '+') {
@@ -777,16 +797,19 @@ static int @P@_parse_number(const char* cell, const char* column, int has_fill, 
    * nearest double, an overflow as infinite (refused), as Kiln's own reader does. */
   if (len == 0 || memchr(s, 'x', len) || memchr(s, 'X', len) || s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r') ||
       s[0] == '+') { /* strtod would skip white space, which Kiln's reader refuses */
-    @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a number", (int)(len > 40 ? 40 : len), s, column);
+    @P@_reason(why, why_len, "'%.*s' in %s is not a number", (int)(len > 40 ? 40 : len), s,
+               @P@_cell_name(what, sizeof what, column, pixel));
     return 0;
   }
   *x = strtod(s, &end);
   if (end != s + len) {
-    @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a number", (int)(len > 40 ? 40 : len), s, column);
+    @P@_reason(why, why_len, "'%.*s' in %s is not a number", (int)(len > 40 ? 40 : len), s,
+               @P@_cell_name(what, sizeof what, column, pixel));
     return 0;
   }
   if (!isfinite(*x)) {
-    @P@_reason(why, why_len, "'%.*s' in number column '%s' is not a finite number", (int)len, s, column);
+    @P@_reason(why, why_len, "'%.*s' in %s is not a finite number", (int)len, s,
+               @P@_cell_name(what, sizeof what, column, pixel));
     return 0;
   }
   return 1;

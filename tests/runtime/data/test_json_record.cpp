@@ -264,8 +264,8 @@ features img from idx(images: "i.idx", labels: "l.idx") {
                            "0, 4 ,3e0,+2,-1,x\n");
   CHECK(read({}) == Strings{
                         "2: 1 2 3 4 digit 2",
-                        "3: missing value in number column 'px', which has no fill(...)",
-                        "4: 'dark' in number column 'px' is not a number",
+                        "3: missing value in pixel 2 of pixels column 'px'",
+                        "4: 'dark' in pixel 1 of pixels column 'px' is not a number",
                         "5: -1 2 3 4 digit 0",
                     });
   ReadOptions json;
@@ -278,9 +278,9 @@ features img from idx(images: "i.idx", labels: "l.idx") {
                            "{\"px\": [1, 2, 3, 4, 5], \"px_3\": 9}\n");  // the last px_3 wins
   CHECK(read(json) == Strings{
                           "1: 1 2 3 4 digit 2",
-                          "2: missing value in number column 'px', which has no fill(...)",
+                          "2: missing value in pixel 3 of pixels column 'px'",
                           "3: 1 2 3 4 digit missing",
-                          "4: missing value in number column 'px', which has no fill(...)",
+                          "4: missing value in pixel 1 of pixels column 'px'",
                           "5: 1 2 3 9 digit missing",
                       });
   // A CSV header without one of the cells names it.
