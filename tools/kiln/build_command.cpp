@@ -760,7 +760,7 @@ __attribute__((unused)) static int @P@_class_text(const char* s, size_t len, lon
 
 /* A cell's name in a reason: "number column 'NAME'", or "pixel i of pixels column 'NAME'"
  * for pixel i >= 0 (the CSV column NAME_i, or element i of the JSON array NAME). */
-static const char* @P@_cell_name(char* what, size_t what_len, const char* column, int pixel) {
+__attribute__((unused)) static const char* @P@_cell_name(char* what, size_t what_len, const char* column, int pixel) {
   if (pixel < 0) {
     snprintf(what, what_len, "number column '%s'", column);
   } else {
@@ -771,8 +771,8 @@ static const char* @P@_cell_name(char* what, size_t what_len, const char* column
 
 /* A number cell (pixel < 0) or pixel `pixel` of a pixels column: NaN when missing (allowed
  * only with a fill). Returns 0 with the reason. */
-static int @P@_parse_number(const char* cell, const char* column, int pixel, int has_fill, double* x, char* why,
-                            size_t why_len) {
+__attribute__((unused)) static int @P@_parse_number(const char* cell, const char* column, int pixel, int has_fill,
+                                                    double* x, char* why, size_t why_len) {
   const char* s;
   size_t len;
   char* end;
