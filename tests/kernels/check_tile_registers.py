@@ -9,8 +9,8 @@ fails if any zmm register is stored to or loaded from the stack, or if offset_ti
 a function of its own. A tile in memory costs a store and a load per accumulator and step:
 with -march=znver4, a loop that ended in a `break` was not unrolled and the tile went to the
 stack (36 such moves; docs/performance.md, session 9). A call per 6x16 tile costs about a
-sixth of a product whose k is short: the fix for the first left offset_tile out of line and
-50176x25x32 fell from 1.01 to 0.85 of oneDNN (session 12).
+sixth of a product whose k is short: the fix for those stack moves (26f373d) made offset_tile
+too big for the inliner, and 50176x25x32 fell from 1.01 to 0.85 of oneDNN (session 12).
 
     check_tile_registers.py CLANGXX SOURCE_DIR
 """
