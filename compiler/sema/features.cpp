@@ -700,18 +700,6 @@ std::optional<std::string> read_first_line(const std::filesystem::path& path, bo
   return line;
 }
 
-// A header's columns for a hint: all of a short header, the first few of a wide one (an
-// image's thousands of pixel columns), each name cut short past 64 characters.
-std::string list_columns(const std::vector<std::string>& header) {
-  constexpr std::size_t kShown = 24, kNameChars = 64;
-  std::vector<std::string> shown;
-  for (std::size_t i = 0; i < header.size() && i < kShown; ++i)
-    shown.push_back(header[i].size() <= kNameChars ? header[i] : header[i].substr(0, kNameChars) + "...");
-  std::string out = join(shown);
-  if (header.size() > kShown) out += ", ... (" + std::to_string(header.size()) + " in all)";
-  return out;
-}
-
 void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnostics& diags) {
   if (!file_exists(src.csv)) {
     diags.warning(src.csv_span, "data file '" + src.csv_written + "' not found; columns are not checked against it",
@@ -754,7 +742,7 @@ void check_csv_header(const ResolvedSource& src, const FeatureSet& set, Diagnost
     }
     if (std::find(header.begin(), header.end(), col.name) != header.end()) continue;
     diags.error(col.span, "column '" + col.name + "' is not in the header of '" + src.csv_written + "'",
-                did_you_mean(col.name, header, "its columns are " + list_columns(header)));
+                did_you_mean(col.name, header, "its columns are " + list_names(header, 24)));
   }
 }
 

@@ -176,4 +176,15 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   return best;
 }
 
+std::string list_names(const std::vector<std::string>& names, std::size_t limit) {
+  constexpr std::size_t kNameChars = 64;
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < limit; ++i) {
+    if (i > 0) out += ", ";
+    out += names[i].size() <= kNameChars ? names[i] : names[i].substr(0, kNameChars) + "...";
+  }
+  if (names.size() > limit) out += ", ... (" + std::to_string(names.size() - limit) + " more)";
+  return out;
+}
+
 }  // namespace kiln

@@ -59,4 +59,8 @@ std::string render_diagnostic(const Diagnostic& diagnostic, const SourceManager&
 // (for "did you mean ...?" hints).
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
+// Names for a message: the first `limit`, each cut short past 64 characters, then
+// ", ... (N more)" (a wide CSV header has hundreds of thousands).
+std::string list_names(const std::vector<std::string>& names, std::size_t limit);
+
 }  // namespace kiln

@@ -52,11 +52,8 @@ std::string read_number(std::string_view value, What what, double& v) {
   return "";
 }
 
-std::string join_names(const std::vector<std::string>& names, std::size_t limit = 12) {
-  std::string out;
-  for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i > 0 ? ", " : "") + names[i];
-  if (names.size() > limit) out += fmt::format(", ... ({} more)", names.size() - limit);
-  return out;
+std::string join_names(const std::vector<std::string>& names) {
+  return list_names(names, 12);
 }
 
 }  // namespace

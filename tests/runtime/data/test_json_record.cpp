@@ -75,24 +75,28 @@ TEST_CASE("json record: cells of scalars and arrays", "[data][json]") {
 }
 
 TEST_CASE("json record: a line that is not a record says where and why", "[data][json]") {
+  const std::string kObject = "expected '{': a record is one JSON object";
+  const std::string kValue = "expected a value: a string, a number, true, false, null or an array of them";
+  const std::string kNested = "a nested object or array: values are scalars or arrays of scalars";
+  const std::string kEscape = "a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate";
   const struct {
     std::string line, error;
   } cases[] = {
-      {"", "column 1: expected '{': a record is one JSON object"},
-      {"good,3,rent", "column 1: expected '{': a record is one JSON object"},
-      {"[1, 2]", "column 1: expected '{': a record is one JSON object"},
+      {"", "column 1: " + kObject},
+      {"good,3,rent", "column 1: " + kObject},
+      {"[1, 2]", "column 1: " + kObject},
       {R"({"a": 1,})", "column 9: expected a string key"},
       {R"({a: 1})", "column 2: expected a string key"},
       {R"({"a" 1})", "column 6: expected ':' after the key"},
-      {R"({"a": })", "column 7: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": tru})", "column 7: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": True})", "column 7: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": nan})", "column 7: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": 'x'})", "column 7: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": [1,]})", "column 10: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": [,1]})", "column 8: expected a value: a string, a number, true, false, null or an array of them"},
-      {R"({"a": {"b": 1}})", "column 7: a nested object or array: values are scalars or arrays of scalars"},
-      {R"({"a": [1, [2]]})", "column 11: a nested object or array: values are scalars or arrays of scalars"},
+      {R"({"a": })", "column 7: " + kValue},
+      {R"({"a": tru})", "column 7: " + kValue},
+      {R"({"a": True})", "column 7: " + kValue},
+      {R"({"a": nan})", "column 7: " + kValue},
+      {R"({"a": 'x'})", "column 7: " + kValue},
+      {R"({"a": [1,]})", "column 10: " + kValue},
+      {R"({"a": [,1]})", "column 8: " + kValue},
+      {R"({"a": {"b": 1}})", "column 7: " + kNested},
+      {R"({"a": [1, [2]]})", "column 11: " + kNested},
       {R"({"a": 1 "b": 2})", "column 9: expected ',' or '}' after a value"},
       {R"({"a": 1)", "column 8: expected ',' or '}' after a value"},
       {R"({"a": [1 2]})", "column 10: expected ',' or ']' after an array element"},
@@ -108,12 +112,11 @@ TEST_CASE("json record: a line that is not a record says where and why", "[data]
       {R"({"a": "x\)", "column 10: unterminated string"},
       {"{\"a\": \"x\ty\"}", "column 9: a control character in a string (JSON escapes it, e.g. \\t)"},
       {R"({"a": "\x"})", "column 8: not a JSON escape"},
-      {R"({"a": "\u12"})", "column 8: a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"},
-      {R"({"a": "\u0000"})", "column 8: a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"},
-      {R"({"a": "\ud83d"})", "column 8: a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"},
-      {R"({"a": "\ud83d\u0041"})",
-       "column 8: a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"},
-      {R"({"a": "\ude00"})", "column 8: a \\u escape that is not 4 hex digits, is \\u0000 or an unpaired surrogate"},
+      {R"({"a": "\u12"})", "column 8: " + kEscape},
+      {R"({"a": "\u0000"})", "column 8: " + kEscape},
+      {R"({"a": "\ud83d"})", "column 8: " + kEscape},
+      {R"({"a": "\ud83d\u0041"})", "column 8: " + kEscape},
+      {R"({"a": "\ude00"})", "column 8: " + kEscape},
       {R"({"a": 1} x)", "column 10: text after the object"},
       {R"({"a": 1}{"b": 2})", "column 9: text after the object"},
       {std::string("{\"a\": 1}\0", 9), "column 9: a NUL byte"},
