@@ -12,7 +12,12 @@
 // most kChainRows × kChainCols into its own block buffer (after its workspace in the
 // scratch) and calls the chain on each: C itself is never stored.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/gemm.h"
@@ -141,19 +146,106 @@ constexpr Index kSmallChunk = 64;
 constexpr Index kPrefetchBytes = Index{512} << 10;
 constexpr Index kPrefetchRows = 4;
 
+// The rows of B that one row of C sums over, in order: every row (Dense), or only those whose
+// element of A is not zero (Listed). A zero times a finite element of B adds exactly +0 to a
+// sum that starts at +0, so leaving its row out changes no bit of C; it changes C only where
+// such a row of B holds an infinity or a NaN (0 × inf is NaN), which Kiln's weights never do
+// (the trainer stops at a non-finite parameter, `kiln build` refuses one).
+template <class AAt>
+struct DenseRows {
+  Index count;
+  const AAt& a_at;
+  float a(Index t) const { return a_at(t); }
+  Index k(Index t) const { return t; }
+  Index ahead(Index t) const { return t + kPrefetchRows; }
+};
+
+// A row of A with many zeros (an image's background, a relu's output) is listed once per
+// call: the nonzero elements' values and k, up to kListedMax of them; a row with fewer than
+// one zero in kListedMinZeros (or a longer row) is summed densely, where listing would cost
+// more than the rows it skips.
+constexpr Index kListedMax = 2048;
+constexpr Index kListedMinZeros = 8;
+struct ListedRows {
+  Index count;
+  std::int32_t ks[kListedMax + 16 + kPrefetchRows];  // room for a vector store past the end
+  float vs[kListedMax + 16];
+  float a(Index t) const { return vs[t]; }
+  Index k(Index t) const { return ks[t]; }
+  Index ahead(Index t) const { return ks[t + kPrefetchRows]; }
+};
+
+#if !defined(__AVX512F__) && defined(__AVX2__)
+// For each 8-bit mask, the positions of its set bits from the lowest, one a byte: the
+// permutation that moves a vector's selected lanes to its front (AVX2 has no compress).
+struct CompressTable {
+  std::uint64_t at[256];
+};
+constexpr CompressTable make_compress_table() {
+  CompressTable t{};
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    unsigned n = 0;
+    for (unsigned lane = 0; lane < 8; ++lane)
+      if ((mask >> lane) & 1u) t.at[mask] |= std::uint64_t{lane} << (8 * n++);
+  }
+  return t;
+}
+constexpr CompressTable kCompress = make_compress_table();
+#endif
+
+// Lists the nonzero elements of a[0, k) (k <= kListedMax) into `rows`; returns false, listing
+// nothing usable, where no element or fewer than one in kListedMinZeros is zero. NaN is not
+// zero; -0.0 is.
+bool list_nonzeros(const float* a, Index k, ListedRows& rows) {
+  Index n = 0, kk = 0;
+#if defined(__AVX512F__)
+  const __m512i step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (; kk + 16 <= k; kk += 16) {
+    const __m512 v = _mm512_loadu_ps(a + kk);
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(kk)), step);
+    _mm512_storeu_si512(rows.ks + n, _mm512_maskz_compress_epi32(nonzero, index));
+    _mm512_storeu_ps(rows.vs + n, _mm512_maskz_compress_ps(nonzero, v));
+    n += __builtin_popcount(static_cast<unsigned>(nonzero));
+  }
+#elif defined(__AVX2__)
+  for (; kk + 8 <= k; kk += 8) {
+    const __m256 v = _mm256_loadu_ps(a + kk);
+    const int nonzero = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    const __m256i lanes = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(kCompress.at[nonzero])));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(rows.ks + n),
+                        _mm256_add_epi32(lanes, _mm256_set1_epi32(static_cast<int>(kk))));
+    _mm256_storeu_ps(rows.vs + n, _mm256_permutevar8x32_ps(v, lanes));
+    n += __builtin_popcount(static_cast<unsigned>(nonzero));
+  }
+#endif
+  for (; kk < k; ++kk) {
+    const float v = a[kk];
+    rows.ks[n] = static_cast<std::int32_t>(kk);
+    rows.vs[n] = v;
+    n += v != 0.0f;
+  }
+  const Index zeros = k - n;
+  if (zeros == 0 || zeros < k / kListedMinZeros) return false;
+  rows.count = n;
+  // Prefetches run kPrefetchRows ahead: past the end they fetch the last listed row again.
+  for (Index t = 0; t < kPrefetchRows; ++t) rows.ks[n + t] = n > 0 ? rows.ks[n - 1] : 0;
+  return true;
+}
+
 // Blocks of Width columns of a row of C from column j0 while they fit before n1 (a constant
 // width: the accumulators stay in registers); returns where they stopped.
-template <Index Width, bool Prefetch, class AAt>
-Index column_blocks(const float* b, Index ldb, Index k, const AAt& a_at, float* row, Index j0, Index n1) {
+template <Index Width, bool Prefetch, class Rows>
+Index column_blocks(const float* b, Index ldb, const Rows& rows, float* row, Index j0, Index n1) {
   for (; j0 + Width <= n1; j0 += Width) {
     float acc[Width] = {};
-    for (Index kk = 0; kk < k; ++kk) {
-      const float av = a_at(kk);
-      const float* brow = b + kk * ldb + j0;
+    for (Index t = 0; t < rows.count; ++t) {
+      const float av = rows.a(t);
+      const float* brow = b + rows.k(t) * ldb + j0;
       // Rows of B are a stride apart, a few lines a 4 KB page, where the hardware prefetchers
       // do not follow: fetch the row kPrefetchRows ahead (a prefetch past B's end is harmless).
       if (Prefetch)
-        for (Index j = 0; j < Width; j += 16) __builtin_prefetch(brow + kPrefetchRows * ldb + j, 0, 3);
+        for (Index j = 0; j < Width; j += 16) __builtin_prefetch(b + rows.ahead(t) * ldb + j0 + j, 0, 3);
       for (Index j = 0; j < Width; ++j) acc[j] += av * brow[j];
     }
     for (Index j = 0; j < Width; ++j) row[j0 + j] = acc[j];
@@ -164,14 +256,14 @@ Index column_blocks(const float* b, Index ldb, Index k, const AAt& a_at, float* 
 // The last `width` (< 16) columns of a row of C, in one pass over k: blocks of 8, 4, 2 and 1
 // columns in registers of fixed width (a variable-width accumulator array would live in
 // memory), so the columns' dependency chains overlap instead of running one after another.
-template <class AAt>
-void small_tail(const float* b, Index ldb, Index k, Index width, const AAt& a_at, float* out) {
+template <class Rows>
+void small_tail(const float* b, Index ldb, const Rows& rows, Index width, float* out) {
   const bool h8 = (width & 8) != 0, h4 = (width & 4) != 0, h2 = (width & 2) != 0, h1 = (width & 1) != 0;
   const Index o4 = h8 ? 8 : 0, o2 = o4 + (h4 ? 4 : 0), o1 = o2 + (h2 ? 2 : 0);
   float s8[8] = {}, s4[4] = {}, s2[2] = {}, s1 = 0;
-  for (Index kk = 0; kk < k; ++kk) {
-    const float av = a_at(kk);
-    const float* brow = b + kk * ldb;
+  for (Index t = 0; t < rows.count; ++t) {
+    const float av = rows.a(t);
+    const float* brow = b + rows.k(t) * ldb;
     if (h8)
       for (Index j = 0; j < 8; ++j) s8[j] += av * brow[j];
     if (h4)
@@ -189,6 +281,14 @@ void small_tail(const float* b, Index ldb, Index k, Index width, const AAt& a_at
   if (h1) out[o1] = s1;
 }
 
+// Columns [n0, n1) of C's row from `rows` of B (non-transposed).
+template <bool Prefetch, class Rows>
+void row_columns(const float* b, Index ldb, const Rows& rows, float* row, Index n0, Index n1) {
+  Index j0 = column_blocks<kSmallChunk, Prefetch>(b, ldb, rows, row, n0, n1);
+  j0 = column_blocks<16, Prefetch>(b, ldb, rows, row, j0, n1);
+  if (j0 < n1) small_tail(b + j0, ldb, rows, n1 - j0, row + j0);
+}
+
 // Columns [n0, n1) of row i.
 // A's orientation is a template parameter: a task called through kiln_parallel_for does not
 // see the plan's constants, and a per-element select would sit in its inner loops.
@@ -199,9 +299,11 @@ void small_row(const MatmulPlan& p, const float* a, const float* b, float* c, co
   const auto a_at = [&](Index kk) { return TransA ? a[kk * lda + i] : a[i * lda + kk]; };
   float* row = c + i * p.n;
   if (!p.trans_b) {
-    Index j0 = column_blocks<kSmallChunk, Prefetch>(b, p.n, p.k, a_at, row, n0, n1);
-    j0 = column_blocks<16, Prefetch>(b, p.n, p.k, a_at, row, j0, n1);
-    if (j0 < n1) small_tail(b + j0, p.n, p.k, n1 - j0, a_at, row + j0);
+    ListedRows listed;
+    if (!TransA && p.k <= kListedMax && list_nonzeros(a + i * lda, p.k, listed))
+      row_columns<Prefetch>(b, p.n, listed, row, n0, n1);
+    else
+      row_columns<Prefetch>(b, p.n, DenseRows<decltype(a_at)>{p.k, a_at}, row, n0, n1);
   } else {
     for (Index j = n0; j < n1; ++j) {
       const float* bcol = b + j * p.k;

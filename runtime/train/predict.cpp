@@ -225,6 +225,8 @@ std::int64_t predict(const sema::Compilation& c, const sema::LoweredTrain& t, co
         throw TrainError((options.run_dir / "params.safetensors").string() + ": tensor '" + name + "' is " +
                          it->second.to_string() + ", but the model's is " + dst.to_string());
       }
+      if (auto bad = non_finite_weight(options.run_dir / "params.safetensors", name, it->second))
+        throw TrainError(*bad);
       std::memcpy(dst.raw(), it->second.raw(), dst.bytes());
     };
     for (const ir::NamedValue& p : graph.parameters()) load(p.name);

@@ -1,6 +1,10 @@
 // safetensors reading and writing (see safetensors.h).
 #include "runtime/train/safetensors.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -91,6 +95,34 @@ SafetensorsFile read_safetensors(const fs::path& path) {
     out.tensors.emplace(it.key(), std::move(t));
   }
   return out;
+}
+
+std::optional<std::string> non_finite_weight(const fs::path& file, const std::string& name, const Tensor& tensor) {
+  std::int64_t at = -1;
+  double value = 0;
+  if (tensor.dtype() == ir::DType::kF32) {
+    const float* p = tensor.data<float>();
+    for (std::int64_t i = 0; i < tensor.elements() && at < 0; ++i)
+      if (!std::isfinite(p[i])) at = i, value = p[i];
+  } else if (tensor.dtype() == ir::DType::kF64) {
+    const double* p = tensor.data<double>();
+    for (std::int64_t i = 0; i < tensor.elements() && at < 0; ++i)
+      if (!std::isfinite(p[i])) at = i, value = p[i];
+  }
+  if (at < 0) return std::nullopt;
+  std::vector<std::int64_t> index(tensor.dims().size());
+  for (std::size_t d = index.size(); d-- > 0;) {
+    index[d] = at % tensor.dims()[d];
+    at /= tensor.dims()[d];
+  }
+  return fmt::format(
+      "{}: tensor '{}' holds {} at [{}]; Kiln's trainer never writes a weight that is not finite (it stops at such "
+      "an update), so this file was changed or written by other software: retrain, or use an earlier checkpoint",
+      file.string(), name,
+      std::isnan(value) ? "a NaN"
+      : value > 0       ? "+inf"
+                        : "-inf",
+      fmt::join(index, ", "));
 }
 
 }  // namespace kiln::runtime

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -32,5 +33,12 @@ struct SafetensorsFile {
 };
 
 SafetensorsFile read_safetensors(const std::filesystem::path& path);
+
+// Why `tensor`, the weight `name` read from `file`, cannot be used: its first element that is
+// an infinity or a NaN, where it has one ("FILE: tensor 'h1.w' holds a NaN at [3, 17]; ...").
+// Kiln's trainer never writes such a weight, and the compiled kernels may skip a weight's
+// row where the input is zero (0 × inf would be NaN), so predict, evaluate and build refuse it.
+std::optional<std::string> non_finite_weight(const std::filesystem::path& file, const std::string& name,
+                                             const Tensor& tensor);
 
 }  // namespace kiln::runtime

@@ -686,6 +686,7 @@ std::map<std::string, double> evaluate_run(const sema::Compilation& c, const sem
       throw TrainError((run_dir / "params.safetensors").string() + ": tensor '" + name + "' is " +
                        it->second.to_string() + ", but the model's is " + dst.to_string());
     }
+    if (auto bad = non_finite_weight(run_dir / "params.safetensors", name, it->second)) throw TrainError(*bad);
     std::memcpy(dst.raw(), it->second.raw(), dst.bytes());
   };
   for (const ir::NamedValue& p : t.graph.parameters()) load_into(p.name);

@@ -459,6 +459,77 @@ TEST_CASE("kiln_k_matmul matches the reference: shapes, transposes, epilogue, ba
   }
 }
 
+// A row of C over rows of B from the same row of A, one fused multiply-add per k in k's
+// order, as the few-rows path sums (its inner loop is one `acc += a * b` statement, which
+// clang contracts into an FMA on CPUs with FMA: these native kernels are built with -mfma).
+float fma_chain(const Floats& a, const Floats& b, Index i, Index j, Index n, Index k) {
+  float acc = 0.0f;
+  for (Index kk = 0; kk < k; ++kk)
+    acc = std::fma(a[static_cast<std::size_t>(i * k + kk)], b[static_cast<std::size_t>(kk * n + j)], acc);
+  return acc;
+}
+
+bool same_bits(float x, float y) {
+  return (std::isnan(x) && std::isnan(y)) || std::memcmp(&x, &y, sizeof x) == 0;
+}
+
+TEST_CASE("kiln_k_matmul's few-rows path skips A's zeros and still gives the dense sum bit for bit", "[cpu_kernels]") {
+  // A batch-1 layer's input often has many zeros (an image's background, a relu's output):
+  // the few-rows path (at most 4 rows of A, B not transposed) lists A's nonzero elements and
+  // reads only their rows of B. A zero adds exactly +0 to a sum that starts at +0, so C
+  // must equal the dense FMA chain in every bit: for every share of zeros (none, below the
+  // listing threshold of one in 8, at it, half, nearly all, all), -0.0 among them, a NaN
+  // and an infinity in A (not zeros: they must reach C), k below and above the list's
+  // 2048 and not a multiple of 8 or 16, the 64-wide, 16-wide and tail blocks of columns, the
+  // prefetching serial case (784 × 256: 0.8 MB of B in one task) and threads.
+  use_three_threads();
+  struct Shape {
+    Index m, n, k;
+  };
+  const Shape shapes[] = {{1, 256, 784}, {1, 10, 7}, {2, 100, 31}, {4, 83, 2048}, {1, 40, 2049}, {3, 128, 256}};
+  const double zero_shares[] = {0.0, 1.0 / 16, 1.0 / 8, 0.5, 15.0 / 16, 1.0};
+  std::mt19937 rng(29);
+  for (const Shape& s : shapes)
+    for (double share : zero_shares)
+      for (int threads : {1, 2}) {
+        INFO("m=" << s.m << " n=" << s.n << " k=" << s.k << " zero share " << share << " threads " << threads);
+        Floats a = random_floats(static_cast<std::size_t>(s.m * s.k), rng);
+        std::vector<Index> order(static_cast<std::size_t>(s.k));
+        for (Index i = 0; i < s.m; ++i) {
+          std::iota(order.begin(), order.end(), Index{0});
+          std::shuffle(order.begin(), order.end(), rng);
+          const auto zeros = static_cast<Index>(share * static_cast<double>(s.k));
+          for (Index z = 0; z < zeros; ++z)
+            a[static_cast<std::size_t>(i * s.k + order[static_cast<std::size_t>(z)])] = z % 3 == 0 ? -0.0f : 0.0f;
+        }
+        if (s.m >= 2 && share < 1.0) {
+          a[static_cast<std::size_t>(0 * s.k + s.k / 2)] = std::numeric_limits<float>::quiet_NaN();
+          a[static_cast<std::size_t>(1 * s.k + s.k / 3)] = std::numeric_limits<float>::infinity();
+        }
+        const Floats b = random_floats(static_cast<std::size_t>(s.k * s.n), rng);
+        Floats c(static_cast<std::size_t>(s.m * s.n), 7.0f);
+        Scratch scratch(kiln_k_matmul_scratch(s.m, s.n, s.k, threads));
+        kiln_k_matmul(1, s.m, s.n, s.k, false, false, a.data(), 0, b.data(), 0, c.data(), nullptr, 0, nullptr,
+                      scratch.get(), threads);
+        CHECK(scratch.guard_intact());
+        Index wrong = 0;
+        for (Index i = 0; i < s.m; ++i)
+          for (Index j = 0; j < s.n; ++j)
+            wrong += same_bits(c[static_cast<std::size_t>(i * s.n + j)], fma_chain(a, b, i, j, s.n, s.k)) ? 0 : 1;
+        CHECK(wrong == 0);
+      }
+  // The one difference from the dense sum, documented in matmul.cpp: a skipped row of B that
+  // holds an infinity or a NaN (0 × inf is NaN) does not reach C. Kiln's weights are finite.
+  const Index k = 64, n = 16;
+  Floats a(static_cast<std::size_t>(k), 1.0f), b(static_cast<std::size_t>(k * n), 0.5f), c(static_cast<std::size_t>(n));
+  for (Index kk = 0; kk < k; kk += 2) a[static_cast<std::size_t>(kk)] = 0.0f;
+  b[static_cast<std::size_t>(4 * n + 3)] = std::numeric_limits<float>::infinity();  // row 4: a[4] is 0
+  Scratch scratch(kiln_k_matmul_scratch(1, n, k, 1));
+  kiln_k_matmul(1, 1, n, k, false, false, a.data(), 0, b.data(), 0, c.data(), nullptr, 0, nullptr, scratch.get(), 1);
+  CHECK(std::isnan(fma_chain(a, b, 0, 3, n, k)));
+  CHECK(c[3] == 16.0f);
+}
+
 TEST_CASE("kiln_k_conv2d and its gradients match the reference", "[cpu_kernels]") {
   use_three_threads();
   const ConvCase cases[] = {

@@ -8,8 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/train/safetensors.h"
 
 namespace {
 
@@ -20,7 +25,7 @@ struct Run {
   std::string out;  // stdout and stderr together
 };
 
-Run kiln(const std::string& args) {
+Run run_kiln(const std::string& args) {
   std::string command = "cd '" KILN_SOURCE_DIR "' && KILN_STDLIB='" KILN_SOURCE_DIR "/stdlib' NO_COLOR=1 '" KILN_BINARY
                         "' " +
                         args + " 2>&1";
@@ -52,7 +57,7 @@ std::string read(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("kiln check: every example model is ok", "[cli]") {
-  Run r = kiln("check models/*.kiln");
+  Run r = run_kiln("check models/*.kiln");
   CHECK(r.code == 0);
   CHECK_THAT(r.out,
              Catch::Contains("models/fashion_mlp.kiln: ok — model fashion_mlp (6 parameter tensors, 235146 weights"));
@@ -61,60 +66,60 @@ TEST_CASE("kiln check: every example model is ok", "[cli]") {
 TEST_CASE("kiln check: a user error exits 1 with file:line:col; a missing file exits 1", "[cli]") {
   fs::path dir = temp_dir("check");
   std::ofstream(dir / "bad.kiln") << "model m {\n  input x : f32[batch, 2]\n  output y = relu(z)\n}\n";
-  Run r = kiln("check " + (dir / "bad.kiln").string());
+  Run r = run_kiln("check " + (dir / "bad.kiln").string());
   CHECK(r.code == 1);
   CHECK_THAT(r.out, Catch::Contains("bad.kiln:3:19: error: unknown name 'z'"));
-  Run missing = kiln("check /nonexistent/model.kiln");
+  Run missing = run_kiln("check /nonexistent/model.kiln");
   CHECK(missing.code == 1);
   CHECK_THAT(missing.out, Catch::Contains("kiln: error: cannot open '/nonexistent/model.kiln': no such file"));
-  Run directory = kiln("check " + dir.string());
+  Run directory = run_kiln("check " + dir.string());
   CHECK(directory.code == 1);
   CHECK_THAT(directory.out, Catch::Contains("is a directory"));
 }
 
 TEST_CASE("kiln --help and every subcommand's --help", "[cli]") {
-  Run top = kiln("--help");
+  Run top = run_kiln("--help");
   CHECK(top.code == 0);
   for (const char* sub : {"check", "dump", "graph", "fmt", "ops"}) {
     CHECK_THAT(top.out, Catch::Contains(sub));
-    Run help = kiln(std::string(sub) + " --help");
+    Run help = run_kiln(std::string(sub) + " --help");
     INFO(sub);
     CHECK(help.code == 0);
     CHECK_THAT(help.out, Catch::Contains("Usage"));
   }
-  Run unknown = kiln("frobnicate");
+  Run unknown = run_kiln("frobnicate");
   CHECK(unknown.code == 1);
-  Run none = kiln("");
+  Run none = run_kiln("");
   CHECK(none.code == 1);
 }
 
 TEST_CASE("kiln dump --ast and --ir", "[cli]") {
-  Run ast = kiln("dump --ast models/fashion_mlp.kiln");
+  Run ast = run_kiln("dump --ast models/fashion_mlp.kiln");
   CHECK(ast.code == 0);
   CHECK_THAT(ast.out, Catch::Contains("model fashion_mlp"));
-  Run ir = kiln("dump --ir models/fashion_mlp.kiln");
+  Run ir = run_kiln("dump --ir models/fashion_mlp.kiln");
   CHECK(ir.code == 0);
   CHECK_THAT(ir.out, Catch::Contains("graph fashion_mlp {"));
   CHECK_THAT(ir.out, Catch::Contains("parameter h1.w = "));
   CHECK_THAT(ir.out, Catch::Contains(": f32[batch, 10]"));
-  Run train = kiln("dump --ir --train models/credit_risk.kiln");
+  Run train = run_kiln("dump --ir --train models/credit_risk.kiln");
   CHECK(train.code == 0);
   CHECK_THAT(train.out, Catch::Contains("graph credit_risk.train {"));
   CHECK_THAT(train.out, Catch::Contains("output loss = "));
   // The printer is stable: the same file dumps to the same text.
-  CHECK(kiln("dump --ir models/fashion_cnn.kiln").out == kiln("dump --ir models/fashion_cnn.kiln").out);
-  Run both = kiln("dump models/fashion_mlp.kiln");
+  CHECK(run_kiln("dump --ir models/fashion_cnn.kiln").out == run_kiln("dump --ir models/fashion_cnn.kiln").out);
+  Run both = run_kiln("dump models/fashion_mlp.kiln");
   CHECK(both.code == 1);
 }
 
 TEST_CASE("kiln graph writes Graphviz DOT", "[cli]") {
   fs::path dir = temp_dir("graph");
-  Run r = kiln("graph models/fashion_cnn.kiln -o " + (dir / "cnn.dot").string());
+  Run r = run_kiln("graph models/fashion_cnn.kiln -o " + (dir / "cnn.dot").string());
   CHECK(r.code == 0);
   std::string dot = read(dir / "cnn.dot");
   CHECK(dot.rfind("digraph", 0) == 0);
   CHECK_THAT(dot, Catch::Contains("conv2d"));
-  Run unwritable = kiln("graph models/fashion_cnn.kiln -o /nonexistent/dir/cnn.dot");
+  Run unwritable = run_kiln("graph models/fashion_cnn.kiln -o /nonexistent/dir/cnn.dot");
   CHECK(unwritable.code == 1);
 }
 
@@ -123,33 +128,33 @@ TEST_CASE("kiln fmt: --check, in place, idempotent, refuses broken files untouch
   std::ofstream(dir / "m.kiln") << "import nn\nmodel m{\ninput x:f32[batch,4]   # the input\n"
                                    "output y=nn.dense(x,2)}\n";
   std::string before = read(dir / "m.kiln");
-  Run check = kiln("fmt --check " + (dir / "m.kiln").string());
+  Run check = run_kiln("fmt --check " + (dir / "m.kiln").string());
   CHECK(check.code == 1);
   CHECK_THAT(check.out, Catch::Contains("not formatted"));
   CHECK(read(dir / "m.kiln") == before);
-  CHECK(kiln("fmt " + (dir / "m.kiln").string()).code == 0);
+  CHECK(run_kiln("fmt " + (dir / "m.kiln").string()).code == 0);
   std::string after = read(dir / "m.kiln");
   CHECK(after != before);
   CHECK_THAT(after, Catch::Contains("# the input"));
-  CHECK(kiln("fmt --check " + (dir / "m.kiln").string()).code == 0);
-  CHECK(kiln("check " + (dir / "m.kiln").string()).code == 0);
+  CHECK(run_kiln("fmt --check " + (dir / "m.kiln").string()).code == 0);
+  CHECK(run_kiln("check " + (dir / "m.kiln").string()).code == 0);
 
   std::ofstream(dir / "broken.kiln") << "model m {\n  y = (\n";
   std::string broken = read(dir / "broken.kiln");
-  Run refused = kiln("fmt " + (dir / "broken.kiln").string());
+  Run refused = run_kiln("fmt " + (dir / "broken.kiln").string());
   CHECK(refused.code == 1);
   CHECK_THAT(refused.out, Catch::Contains("the file is unchanged"));
   CHECK(read(dir / "broken.kiln") == broken);
 }
 
 TEST_CASE("every example model and stdlib module is formatted", "[cli]") {
-  Run r = kiln("fmt --check models/*.kiln stdlib/*.kiln");
+  Run r = run_kiln("fmt --check models/*.kiln stdlib/*.kiln");
   INFO(r.out);
   CHECK(r.code == 0);
 }
 
 TEST_CASE("kiln ops lists the op table", "[cli]") {
-  Run r = kiln("ops");
+  Run r = run_kiln("ops");
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("matmul"));
   CHECK_THAT(r.out, Catch::Contains("softmax_cross_entropy"));
@@ -157,7 +162,7 @@ TEST_CASE("kiln ops lists the op table", "[cli]") {
 
 TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") {
   fs::path dir = temp_dir("train");
-  Run train = kiln("train models/credit_risk.kiln --epochs 2 --out " + (dir / "run").string());
+  Run train = run_kiln("train models/credit_risk.kiln --epochs 2 --out " + (dir / "run").string());
   INFO(train.out);
   REQUIRE(train.code == 0);
   CHECK_THAT(train.out, Catch::Contains("epoch 2/2"));
@@ -166,13 +171,14 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   std::string jsonl = read(dir / "run" / "metrics.jsonl");
   CHECK(std::count(jsonl.begin(), jsonl.end(), '\n') == 2);
 
-  Run eval = kiln("eval models/credit_risk.kiln --run " + (dir / "run").string());
+  Run eval = run_kiln("eval models/credit_risk.kiln --run " + (dir / "run").string());
   CHECK(eval.code == 0);
   CHECK_THAT(eval.out, Catch::Contains("\"auc\": 0."));
   CHECK_THAT(eval.out, Catch::Contains("confusion matrix on the holdout"));
   // The JIT's compile time is reported, once per batch size the holdout needs.
   CHECK_THAT(eval.out, Catch::Contains("compiled the evaluation step with LLVM in"));
-  Run eval_reference = kiln("eval models/credit_risk.kiln --run " + (dir / "run").string() + " --backend reference");
+  Run eval_reference =
+      run_kiln("eval models/credit_risk.kiln --run " + (dir / "run").string() + " --backend reference");
   CHECK(eval_reference.code == 0);
   CHECK_THAT(eval_reference.out, !Catch::Contains("with LLVM"));
   CHECK_THAT(eval_reference.out, Catch::Contains("\"auc\": 0."));
@@ -182,8 +188,8 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
       << "Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price\n"
          "9,rent,60,30,married,no,freelance,73,129,0,0,800,846\n"
          "x,rent,60,30,married,no,freelance,73,129,0,0,800,846\n";
-  Run predict = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
-                     (dir / "new.csv").string() + " --format jsonl");
+  Run predict = run_kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                         (dir / "new.csv").string() + " --format jsonl");
   CHECK(predict.code == 0);
   CHECK_THAT(predict.out, Catch::Contains("{\"line\":2,\"risk\":["));
   CHECK_THAT(predict.out, Catch::Contains("\"risk_class\":"));
@@ -209,10 +215,10 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
       if (line.rfind("{\"line\":", 0) == 0) kept += line + "\n";
     return kept;
   };
-  Run guessed = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
-                     (dir / "many.csv").string() + " --format jsonl");
-  Run missed = kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
-                    (dir / "many_bad.csv").string() + " --format jsonl");
+  Run guessed = run_kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                         (dir / "many.csv").string() + " --format jsonl");
+  Run missed = run_kiln("predict models/credit_risk.kiln --run " + (dir / "run").string() + " --input " +
+                        (dir / "many_bad.csv").string() + " --format jsonl");
   CHECK(guessed.code == 0);
   CHECK(missed.code == 0);
   CHECK_THAT(guessed.out, Catch::Contains("(batch sizes 128, 2)"));
@@ -222,7 +228,35 @@ TEST_CASE("kiln train, eval and predict on the credit model", "[cli][trainer]") 
   CHECK(std::count(want.begin(), want.end(), '\n') == 130);
   CHECK(predictions(missed.out) == want);
 
-  Run missing_run = kiln("eval models/credit_risk.kiln --run " + (dir / "nowhere").string());
+  // A weight that is not finite (the trainer never writes one; an edited or foreign file
+  // can hold one): eval, predict and build refuse the run, naming the tensor and element.
+  fs::copy(dir / "run", dir / "nan_run", fs::copy_options::recursive);
+  {
+    kiln::runtime::SafetensorsFile params = kiln::runtime::read_safetensors(dir / "run" / "params.safetensors");
+    std::string poisoned;
+    for (auto& [name, tensor] : params.tensors)
+      if (tensor.dims().size() == 2 && poisoned.empty()) {
+        poisoned = name;
+        tensor.data<float>()[tensor.dims()[1] + 2] = std::numeric_limits<float>::quiet_NaN();  // [1, 2]
+      }
+    REQUIRE(!poisoned.empty());
+    std::vector<std::pair<std::string, const kiln::runtime::Tensor*>> out;
+    for (const auto& [name, tensor] : params.tensors) out.emplace_back(name, &tensor);
+    kiln::runtime::write_safetensors(dir / "nan_run" / "params.safetensors", out, params.metadata);
+    const std::string why = "tensor '" + poisoned + "' holds a NaN at [1, 2]; Kiln's trainer never writes";
+    const std::string nan_run = (dir / "nan_run").string();
+    for (const std::string& command :
+         {"eval models/credit_risk.kiln --run " + nan_run,
+          "predict models/credit_risk.kiln --run " + nan_run + " --input " + (dir / "new.csv").string(),
+          "build models/credit_risk.kiln --run " + nan_run + " -o " + (dir / "nan_out").string()}) {
+      INFO(command);
+      Run refused = run_kiln(command);
+      CHECK(refused.code == 1);
+      CHECK_THAT(refused.out, Catch::Contains(why));
+    }
+  }
+
+  Run missing_run = run_kiln("eval models/credit_risk.kiln --run " + (dir / "nowhere").string());
   CHECK(missing_run.code == 1);
   CHECK_THAT(missing_run.out, Catch::Contains("no run.json"));
 }

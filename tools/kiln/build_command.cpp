@@ -2247,6 +2247,8 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
                            it->second.to_string() + ", but the model's is " + std::string(ir::dtype_name(s.dtype)) +
                            fmt::format("[{}]", fmt::join(s.dims, ", ")));
         }
+        if (auto bad = runtime::non_finite_weight(run_dir / "params.safetensors", s.name, it->second))
+          throw BuildError(*bad);
         Variable v{s.name, m.weights_payload, it->second.bytes()};
         m.slot_arg[k] = v.offset;
         m.weights_payload = align_up(v.offset + v.bytes);

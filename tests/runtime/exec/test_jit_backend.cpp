@@ -1165,6 +1165,79 @@ TEST_CASE("the AVX2 and the portable kernels (older CPUs than this one) agree wi
   }
 }
 
+TEST_CASE("a batch-1 product skips its input's zeros and gives the dense sum bit for bit, on every kernel flavour",
+          "[jit]") {
+  // The few-rows matmul lists the nonzero elements of a row of A (compress on AVX-512, a
+  // permutation table on AVX2, a scalar loop otherwise) and reads only their rows of B.
+  // Each flavour must give the dense chain's bits: one FMA per k where the CPU has FMA, a
+  // multiply then an add where it has not (the portable kernels' x86-64).
+  struct Target {
+    const char* cpu;  // KILN_CPU; "" is this machine
+    bool fma;
+  };
+  const Target target = GENERATE(Target{"", true}, Target{"x86-64-v3", true}, Target{"x86-64", false});
+  INFO("KILN_CPU=" << target.cpu);
+  struct CpuOverride {
+    explicit CpuOverride(const char* cpu) {
+      if (*cpu != 0) ::setenv("KILN_CPU", cpu, 1);
+    }
+    ~CpuOverride() { ::unsetenv("KILN_CPU"); }
+  } override_cpu(target.cpu);
+  const std::int64_t n = 200, k = 784;
+  Case c("listed_rows", 7);
+  const ValueId x = c.input({B, k});
+  const ValueId w = c.input({k, n});
+  c.out(c.op("matmul", {x, w}), kExact);
+  for (std::int64_t batch : {1, 3}) {
+    INFO("batch " << batch);
+    const ir::Program program = ir::lower_to_program(c.graph(), batch);
+    codegen::CodegenOptions options;
+    options.cpu = target.cpu;
+    const std::string kernels =
+        codegen::jit_compile(program, options, reinterpret_cast<void*>(&kiln_parallel_for))->report().kernels;
+    if (*target.cpu == 0 && kernels != "avx512")
+      WARN("this CPU has no AVX-512 (kernels: " << kernels << "): the AVX-512 listing is not run here");
+    std::mt19937 rng(static_cast<std::uint32_t>(batch));
+    Tensor xs(DType::kF32, {batch, k}), ws(DType::kF32, {k, n});
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    std::bernoulli_distribution zero(0.5);
+    float* xp = xs.data<float>();
+    for (std::int64_t e = 0; e < batch * k; ++e) xp[e] = zero(rng) ? 0.0f : value(rng);
+    // Not a zero: reaches every column of row 1 (batch 3).
+    if (batch > 1) xp[k + k / 2] = std::numeric_limits<float>::quiet_NaN();
+    for (std::int64_t e = 0; e < k * n; ++e) ws.data<float>()[e] = value(rng);
+    const std::vector<float> x_values(xp, xp + batch * k), w_values(ws.data<float>(), ws.data<float>() + k * n);
+    std::map<std::string, Tensor> feeds;
+    feeds.emplace("x0", std::move(xs));
+    feeds.emplace("x1", std::move(ws));
+    auto jit = runtime::make_jit_executor(c.graph(), batch);
+    jit->initialize(1);
+    const auto got = jit->run(feeds, StepOptions{});
+    REQUIRE(got.size() == 1);
+    const float* y = got.begin()->second.data<float>();
+    std::int64_t wrong = 0, nans = 0;
+    for (std::int64_t i = 0; i < batch; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        float acc = 0.0f;
+        for (std::int64_t kk = 0; kk < k; ++kk) {
+          const float a = x_values[static_cast<std::size_t>(i * k + kk)];
+          const float b = w_values[static_cast<std::size_t>(kk * n + j)];
+          if (target.fma) {
+            acc = std::fma(a, b, acc);
+          } else {
+            const float product = a * b;  // its own statement: not contracted
+            acc = acc + product;
+          }
+        }
+        const float got_value = y[i * n + j];
+        nans += std::isnan(got_value) ? 1 : 0;
+        wrong += (std::isnan(acc) && std::isnan(got_value)) || std::memcmp(&acc, &got_value, sizeof acc) == 0 ? 0 : 1;
+      }
+    CHECK(nans == (batch > 1 ? n : 0));  // row 1's, from its NaN
+    CHECK(wrong == 0);
+  }
+}
+
 TEST_CASE("a relu's gradient after a max-pool's gradient is folded into the pool gradient", "[jit]") {
   // fashion_cnn has relu -> max_pool twice; each backward pass computes
   // select(c > 0, max_pool2d_grad(c, dy), 0), which becomes the pool gradient's epilogue
