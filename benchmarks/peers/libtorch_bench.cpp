@@ -13,7 +13,10 @@
 // shapes (60000 x 784, 10 classes): a dense MLP's speed does not depend on the values.
 // Options: --seconds S (per training config, default 3; 0 skips training), --calls N
 // (default 100000; 0 skips the latency runs), --threads N (default: libtorch's own choice,
-// at::get_num_threads(), which each line reports), --batch N (repeatable; default 64, 256).
+// at::get_num_threads(), which each line reports), --batch N (repeatable; default 64, 256),
+// --fashion-rows FILE (the fashion MLP's latency on these inputs instead of one random row:
+// little-endian f32 rows of 784 features, call i taking row i % rows, each row its own
+// tensor made before the timing; a line "model": "fashion_mlp", "inputs": "FILE" then).
 // Debian's libtorch is the OpenMP (libgomp) build, whose spinning workers make it several
 // times slower on a small shared machine; libgomp reads OMP_WAIT_POLICY when it is loaded, so
 // when it is unset this program sets it to PASSIVE and re-executes itself.
@@ -113,16 +116,21 @@ void bench_training(std::int64_t batch, double seconds) {
   std::fflush(stdout);
 }
 
-void bench_latency(const char* name, const std::vector<std::int64_t>& widths, double dropout, std::int64_t calls) {
+// `rows`: the inputs, one [1, width] tensor each (call i takes rows[i % size]); empty: one
+// random row.
+void bench_latency(const char* name, const std::vector<std::int64_t>& widths, double dropout, std::int64_t calls,
+                   std::vector<torch::Tensor> rows = {}, const std::string& inputs = "") {
   torch::manual_seed(1);
   auto model = make_mlp(widths, dropout);
   model->eval();
   torch::InferenceMode guard;
-  const torch::Tensor x = torch::rand({1, widths.front()});
+  if (rows.empty()) rows.push_back(torch::rand({1, widths.front()}));
+  const auto count = static_cast<std::int64_t>(rows.size());
   float sink = 0;
-  for (int i = 0; i < 2000; ++i) sink += model->forward(x).data_ptr<float>()[0];
+  for (int i = 0; i < 2000; ++i) sink += model->forward(rows[static_cast<std::size_t>(i % count)]).data_ptr<float>()[0];
   std::vector<double> micros(static_cast<std::size_t>(calls));
   for (std::int64_t i = 0; i < calls; ++i) {
+    const torch::Tensor& x = rows[static_cast<std::size_t>(i % count)];
     const auto start = Clock::now();
     const torch::Tensor out = model->forward(x);
     sink += out.data_ptr<float>()[0];
@@ -133,15 +141,36 @@ void bench_latency(const char* name, const std::vector<std::int64_t>& widths, do
   mean /= static_cast<double>(micros.size());
   std::printf(
       "{\"peer\": \"libtorch\", \"bench\": \"latency\", \"model\": \"%s\", \"batch\": 1, \"threads\": %d, "
-      "\"calls\": %lld, \"median_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f, \"sink\": %.3g}\n",
+      "\"calls\": %lld, \"median_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f, \"sink\": %.3g%s}\n",
       name, at::get_num_threads(), static_cast<long long>(calls), quantile(micros, 0.5), quantile(micros, 0.99), mean,
-      static_cast<double>(sink));
+      static_cast<double>(sink), inputs.empty() ? "" : (", \"inputs\": \"" + inputs + "\"").c_str());
   std::fflush(stdout);
 }
 
 [[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--seconds S] [--calls N] [--threads N] [--batch N]...\n", argv0);
+  std::fprintf(stderr, "usage: %s [--seconds S] [--calls N] [--threads N] [--batch N]... [--fashion-rows FILE]\n",
+               argv0);
   std::exit(2);
+}
+
+// The f32 rows of `width` features in `path`, one [1, width] tensor each.
+std::vector<torch::Tensor> read_rows(const std::string& path, std::int64_t width) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "libtorch_bench: cannot open '%s'\n", path.c_str());
+    std::exit(2);
+  }
+  std::vector<torch::Tensor> rows;
+  std::vector<float> row(static_cast<std::size_t>(width));
+  while (std::fread(row.data(), sizeof(float), row.size(), f) == row.size())
+    rows.push_back(torch::from_blob(row.data(), {1, width}, torch::kFloat32).clone());
+  std::fclose(f);
+  if (rows.empty()) {
+    std::fprintf(stderr, "libtorch_bench: '%s' holds no row of %lld f32 values\n", path.c_str(),
+                 static_cast<long long>(width));
+    std::exit(2);
+  }
+  return rows;
 }
 
 }  // namespace
@@ -156,6 +185,7 @@ int main(int argc, char** argv) {
   std::int64_t calls = 100000;
   int threads = 0;
   std::vector<std::int64_t> batches;
+  std::string fashion_rows;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--seconds") == 0 && has_value) {
@@ -164,6 +194,8 @@ int main(int argc, char** argv) {
       calls = std::atoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--threads") == 0 && has_value) {
       threads = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--fashion-rows") == 0 && has_value) {
+      fashion_rows = argv[++i];
     } else if (std::strcmp(argv[i], "--batch") == 0 && has_value) {
       batches.push_back(std::atoll(argv[++i]));
       if (batches.back() <= 0 || batches.back() > 60000) usage(argv[0]);
@@ -178,6 +210,8 @@ int main(int argc, char** argv) {
     for (std::int64_t batch : batches) bench_training(batch, seconds);
   if (calls > 0) {
     bench_latency("fashion_mlp", {784, 256, 128, 10}, 0, calls);
+    if (!fashion_rows.empty())
+      bench_latency("fashion_mlp", {784, 256, 128, 10}, 0, calls, read_rows(fashion_rows, 784), fashion_rows);
     bench_latency("credit_risk", {30, 64, 32, 2}, 0.1, calls);
   }
   return 0;

@@ -392,6 +392,28 @@ def main() -> int:
                 all(close(float(a), float(b)) for a, b in zip(got[k][:10], want[k][:10])) for k in got)
             check(agree, "fashion_mlp: pixel records through the executable agree with kiln predict")
 
+            # --latency CALLS: the batch-1 latency on these records instead of predictions (a
+            # JSON line like NAME_bench's); a count that is not a positive number, or records
+            # none of which the model can read, are refused with the reason.
+            lat = run([str(tmp / "mlp" / "fashion_mlp"), "--latency", "3000", str(tmp / "images.jsonl")], env)
+            timing = json.loads(lat.stdout)
+            check(timing["records"] == 20 and timing["batch1_calls"] == 3000 and
+                  0 < timing["batch1_median_us"] <= timing["batch1_p99_us"] and lat.stdout.count("\n") == 1,
+                  f"fashion_mlp --latency 3000: {lat.stdout.strip()}")
+            bench = json.loads(run([str(tmp / "mlp" / "fashion_mlp_bench"), "2000"], env, cwd=str(tmp / "mlp")).stdout)
+            check(bench["batch1_calls"] == 2000 and 0 < bench["batch1_median_us"] <= bench["batch1_p99_us"],
+                  f"fashion_mlp_bench 2000: {bench}")
+            for calls in ("0", "x", "5k", "-3"):
+                bad = run([str(tmp / "mlp" / "fashion_mlp"), "--latency", calls, str(tmp / "images.jsonl")], env,
+                          expect=1)
+                check(f"--latency takes a number of calls from 1 to 1000000000, not '{calls}'" in bad.stderr,
+                      f"--latency {calls} is refused: {bad.stderr.strip()}")
+            (tmp / "no_images.jsonl").write_text('{"pixels": [1, 2]}\n')
+            none = run([str(tmp / "mlp" / "fashion_mlp"), "--latency", "10", str(tmp / "no_images.jsonl")], env,
+                       expect=1)
+            check("--latency needs at least one record the model can read" in none.stderr and "skipped" in none.stderr,
+                  f"--latency with no readable record: {none.stderr.strip()[:200]}")
+
             # --threads 2: one predict call uses a worker thread of the library. Its outputs are
             # bit-identical to the serial artifact's (each output element has one owner and the
             # same summation order), also when two threads predict at once on two contexts

@@ -1235,6 +1235,62 @@ int main(int argc, char** argv) {
   return o.str();
 }
 
+// Batch-1 timing, shared by <P>_bench.c and the predictor's --latency (inserted at @LATENCY@).
+const char* kLatencySource = R"C(/* ---- batch-1 latency ---- */
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int by_value(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct {
+  double median, p99; /* seconds a call, the clock's two reads included */
+  double clock_read;  /* what reading the clock twice costs */
+} latency_t;
+
+/* Times `calls` calls of @P@_predict with one row each, after 1000 untimed ones: call i takes
+ * row i % count of `rows`, copied first (untimed) into an aligned staging row, as a request's
+ * row arrives fresh in cache. Adds each call's output[0] to *sink. 0, or an error code. */
+static int time_batch1(@P@_ctx* ctx, const float* rows, long count, long calls, float* output, double* sink,
+                       latency_t* r) {
+  static float stage[@UP@_INPUT_WIDTH] __attribute__((aligned(64)));
+  double* times = (double*)malloc(sizeof(double) * (size_t)calls);
+  long i;
+  int rc;
+  if (times == NULL) return @UP@_E_IO;
+  for (i = 0; i < 1000; ++i) {
+    memcpy(stage, rows + (i % count) * @UP@_INPUT_WIDTH, sizeof stage);
+    rc = @P@_predict(ctx, stage, 1, output);
+    if (rc != 0) {
+      free(times);
+      return rc;
+    }
+  }
+  for (i = 0; i < calls; ++i) {
+    memcpy(stage, rows + (i % count) * @UP@_INPUT_WIDTH, sizeof stage);
+    double t0 = now();
+    @P@_predict(ctx, stage, 1, output);
+    times[i] = now() - t0;
+    *sink += output[0];
+  }
+  r->clock_read = now();
+  for (i = 0; i < 1000; ++i) now();
+  r->clock_read = (now() - r->clock_read) / 1000.0;
+  qsort(times, (size_t)calls, sizeof(double), by_value);
+  r->median = times[calls / 2];
+  i = (long)((double)calls * 0.99);
+  r->p99 = times[i < calls ? i : calls - 1];
+  free(times);
+  return 0;
+}
+)C";
+
 const char* kBenchSource = R"C(/* @P@_bench.c: batch-1 latency (median and p99 over N calls, default 100000) and
  * batch-max throughput of @P@_predict. Prints JSON. Usage: @P@_bench [CALLS] [WEIGHTS] */
 #define _POSIX_C_SOURCE 200809L
@@ -1249,22 +1305,12 @@ static unsigned char workspace[@UP@_WORKSPACE_BYTES] __attribute__((aligned(64))
 static float input[@UP@_MAX_BATCH * @UP@_INPUT_WIDTH] __attribute__((aligned(64)));
 static float output[@UP@_MAX_BATCH * @UP@_OUTPUT_WIDTH] __attribute__((aligned(64)));
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
+@LATENCY@
 int main(int argc, char** argv) {
   long calls = argc > 1 ? atol(argv[1]) : 100000;
   void* weights = NULL;
   @P@_ctx ctx;
-  double* times;
+  latency_t latency;
   double start, elapsed, sink = 0;
   long rows = 0, i;
   int rc;
@@ -1284,14 +1330,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (i = 0; i < @UP@_MAX_BATCH * @UP@_INPUT_WIDTH; ++i) input[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
-  times = (double*)malloc(sizeof(double) * (size_t)calls);
-  if (times == NULL) return 1;
-  for (i = 0; i < 1000; ++i) @P@_predict(&ctx, input, 1, output); /* warm up */
-  for (i = 0; i < calls; ++i) {
-    double t0 = now();
-    @P@_predict(&ctx, input + (i % @UP@_MAX_BATCH) * @UP@_INPUT_WIDTH, 1, output);
-    times[i] = now() - t0;
-    sink += output[0];
+  rc = time_batch1(&ctx, input, @UP@_MAX_BATCH, calls, output, &sink, &latency);
+  if (rc != 0) {
+    fprintf(stderr, "@P@_bench: %s\n", @P@_strerror(rc));
+    return 1;
   }
   /* The same calls timed as one block: the mean without the clock's own cost per call. */
   start = now();
@@ -1300,12 +1342,6 @@ int main(int argc, char** argv) {
     sink += output[0];
   }
   double block_mean = (now() - start) / (double)calls;
-  /* What reading the clock twice costs (included in every per-call time). */
-  double clock_cost = now();
-  for (i = 0; i < 1000; ++i) now();
-  clock_cost = (now() - clock_cost) / 1000.0;
-  qsort(times, (size_t)calls, sizeof(double), by_value);
-  double median = times[calls / 2], p99 = times[(long)((double)calls * 0.99) < calls ? (long)((double)calls * 0.99) : calls - 1];
   start = now();
   do {
     for (i = 0; i < 16; ++i) @P@_predict(&ctx, input, @UP@_MAX_BATCH, output);
@@ -1316,8 +1352,8 @@ int main(int argc, char** argv) {
   printf("{\"model\": \"@P@\", \"batch1_calls\": %ld, \"batch1_median_us\": %.3f, \"batch1_p99_us\": %.3f, "
          "\"batch1_mean_us_block\": %.3f, \"clock_read_us\": %.3f, "
          "\"max_batch\": %d, \"max_batch_rows_per_s\": %.0f, \"checksum\": %.6g}\n",
-         calls, median * 1e6, p99 * 1e6, block_mean * 1e6, clock_cost * 1e6, @UP@_MAX_BATCH, (double)rows / elapsed, sink);
-  free(times);
+         calls, latency.median * 1e6, latency.p99 * 1e6, block_mean * 1e6, latency.clock_read * 1e6, @UP@_MAX_BATCH,
+         (double)rows / elapsed, sink);
   free(weights);
   return 0;
 }
@@ -1331,19 +1367,24 @@ namespace {
 
 const char* kMainSource = R"C(/* @P@_main.c: the standalone predictor, generated by `kiln build`.
  *
- *   @P@ [--format csv|jsonl] [--weights FILE] [INPUT]
+ *   @P@ [--format csv|jsonl] [--weights FILE] [--latency CALLS] [INPUT]
  *
  * Reads raw records from INPUT (or standard input): CSV with a header row, or JSON lines
  * (one object per line; chosen by a .jsonl/.ndjson/.json name or a first character '{'). Applies
  * the fitted feature pipeline compiled into the library, predicts in batches of up to
  * @UP@_MAX_BATCH rows and writes one prediction per record, as `kiln predict` does. Records
  * the pipeline rejects are reported on standard error and skipped.
+ *
+ * --latency CALLS: instead of predictions, the batch-1 latency of @P@_predict on these
+ * records (the first kLatencyRecords of them; each call one record, cycling): median and
+ * p99 over CALLS calls as one JSON line, like @P@_bench's on its synthetic rows.
  */
 #define _POSIX_C_SOURCE 200809L /* getline, also under -std=c11 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "@P@.h"
 
@@ -1740,6 +1781,11 @@ static float outputs[@UP@_MAX_BATCH * @UP@_OUTPUT_WIDTH];
 static long lines[@UP@_MAX_BATCH];
 static size_t rows = 0;
 static int jsonl_out = 0, header_done = 0;
+/* --latency: the records' feature rows, kept instead of predicted. */
+#define LATENCY_RECORDS 100000
+static long latency_calls = 0;
+static float* kept = NULL;
+static long kept_rows = 0, kept_cap = 0, not_kept = 0;
 static unsigned char workspace[@UP@_WORKSPACE_BYTES] __attribute__((aligned(64)));
 static @P@_ctx ctx;
 
@@ -1795,13 +1841,57 @@ static void flush(void) {
 static void record(const char* file, long line, const char* const* cells, const char* const* label_cells,
                    const int* present) {
   char why[512];
-  if (!@P@_check_labels(label_cells, present, why, sizeof why) ||
-      !@P@_transform_row(cells, features + rows * @UP@_INPUT_WIDTH, why, sizeof why)) {
+  float* row = features + rows * @UP@_INPUT_WIDTH;
+  if (latency_calls > 0) {
+    if (kept_rows == LATENCY_RECORDS) {
+      ++not_kept;
+      return;
+    }
+    if (kept_rows == kept_cap) {
+      kept_cap = kept_cap ? 2 * kept_cap : 256;
+      if (kept_cap > LATENCY_RECORDS) kept_cap = LATENCY_RECORDS;
+      kept = (float*)realloc(kept, sizeof(float) * (size_t)kept_cap * @UP@_INPUT_WIDTH);
+      if (kept == NULL) {
+        fprintf(stderr, "@P@: out of memory\n");
+        exit(2);
+      }
+    }
+    row = kept + kept_rows * @UP@_INPUT_WIDTH;
+  }
+  if (!@P@_check_labels(label_cells, present, why, sizeof why) || !@P@_transform_row(cells, row, why, sizeof why)) {
     fprintf(stderr, "%s:%ld: skipped: %s\n", file, line, why);
+    return;
+  }
+  if (latency_calls > 0) {
+    ++kept_rows;
     return;
   }
   lines[rows++] = line;
   if (rows == @UP@_MAX_BATCH) flush();
+}
+
+@LATENCY@
+/* --latency: times the kept records and prints one JSON line. 0, or the exit status. */
+static int report_latency(const char* file) {
+  latency_t r;
+  double sink = 0;
+  int rc;
+  if (kept_rows == 0) {
+    fprintf(stderr, "%s: error: --latency needs at least one record the model can read; none was\n", file);
+    return 1;
+  }
+  if (not_kept > 0)
+    fprintf(stderr, "@P@: --latency times the first %d records; %ld more were read and left out\n", LATENCY_RECORDS,
+            not_kept);
+  rc = time_batch1(&ctx, kept, kept_rows, latency_calls, outputs, &sink, &r);
+  if (rc != 0) {
+    fprintf(stderr, "@P@: error: %s\n", @P@_strerror(rc));
+    return 2;
+  }
+  printf("{\"model\": \"@P@\", \"records\": %ld, \"batch1_calls\": %ld, \"batch1_median_us\": %.3f, "
+         "\"batch1_p99_us\": %.3f, \"clock_read_us\": %.3f, \"checksum\": %.6g}\n",
+         kept_rows, latency_calls, r.median * 1e6, r.p99 * 1e6, r.clock_read * 1e6, sink);
+  return 0;
 }
 
 /* The raw columns' indices sorted by name, so that a JSON record's keys are looked up in
@@ -1864,8 +1954,16 @@ int main(int argc, char** argv) {
       }
     } else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) {
       weights_path = argv[++i];
+    } else if (strcmp(argv[i], "--latency") == 0 && i + 1 < argc) {
+      const char* n = argv[++i];
+      char* end = NULL;
+      latency_calls = strtol(n, &end, 10);
+      if (*n < '0' || *n > '9' || *end != 0 || latency_calls < 1 || latency_calls > 1000000000L) {
+        fprintf(stderr, "@P@: error: --latency takes a number of calls from 1 to 1000000000, not '%s'\n", n);
+        return 1;
+      }
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: %s [--format csv|jsonl] [--weights FILE] [INPUT.csv|INPUT.jsonl]\n", argv[0]);
+      printf("usage: %s [--format csv|jsonl] [--weights FILE] [--latency CALLS] [INPUT.csv|INPUT.jsonl]\n", argv[0]);
       return 0;
     } else if (path == NULL) {
       path = argv[i];
@@ -2020,7 +2118,12 @@ int main(int argc, char** argv) {
     }
   }
 done:
-  flush();
+  if (latency_calls > 0) {
+    if (status == 0) status = report_latency(file);
+  } else {
+    flush();
+  }
+  free(kept);
   if (in != NULL && in != stdin) fclose(in);
   free(buf);
   free(text.data);
@@ -2082,7 +2185,7 @@ std::string main_source(const Model& m, const std::vector<std::string>& labels) 
   }
   json << "      putchar('}');\n      putchar('\\n');";
   t << "static const char csv_header[] = " << c_string(header + "\n") << ";\n";
-  std::string src = kMainSource;
+  std::string src = replace_all(kMainSource, "@LATENCY@", kLatencySource);
   src = replace_all(src, "@TABLES@", t.str());
   src = replace_all(src, "@JSON_ROW@", json.str());
   src = replace_all(src, "@CSV_ROW@", csv.str());
@@ -2346,7 +2449,7 @@ void build(const BuildArgs& args, const sema::Compilation& c, const sema::Lowere
   write_file(out_dir / (P + ".h"), finish(header_source(m, raw)));
   write_file(out_dir / (P + "_runtime.c"), finish(runtime_source(m, raw, pipeline_c, labels_c)));
   write_file(out_dir / (P + "_smoke.c"), finish(smoke_source(m)));
-  write_file(out_dir / (P + "_bench.c"), finish(kBenchSource));
+  write_file(out_dir / (P + "_bench.c"), finish(replace_all(kBenchSource, "@LATENCY@", kLatencySource)));
   write_file(out_dir / (P + "_main.c"), finish(main_source(m, labels)));
 
   // The C toolchain.
