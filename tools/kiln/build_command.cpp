@@ -1256,14 +1256,15 @@ typedef struct {
 
 /* Times `calls` calls of @P@_predict with one row each, after 1000 untimed ones: call i takes
  * row i % count of `rows`, copied first (untimed) into an aligned staging row, as a request's
- * row arrives fresh in cache. Adds each call's output[0] to *sink. 0, or an error code. */
+ * row arrives fresh in cache. Adds each call's output[0] to *sink. 0, -1 where the call times
+ * (8 bytes a call) cannot be allocated, or @P@_predict's error code. */
 static int time_batch1(@P@_ctx* ctx, const float* rows, long count, long calls, float* output, double* sink,
                        latency_t* r) {
   static float stage[@UP@_INPUT_WIDTH] __attribute__((aligned(64)));
   double* times = (double*)malloc(sizeof(double) * (size_t)calls);
   long i;
   int rc;
-  if (times == NULL) return @UP@_E_IO;
+  if (times == NULL) return -1;
   for (i = 0; i < 1000; ++i) {
     memcpy(stage, rows + (i % count) * @UP@_INPUT_WIDTH, sizeof stage);
     rc = @P@_predict(ctx, stage, 1, output);
@@ -1332,7 +1333,7 @@ int main(int argc, char** argv) {
   for (i = 0; i < @UP@_MAX_BATCH * @UP@_INPUT_WIDTH; ++i) input[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
   rc = time_batch1(&ctx, input, @UP@_MAX_BATCH, calls, output, &sink, &latency);
   if (rc != 0) {
-    fprintf(stderr, "@P@_bench: %s\n", @P@_strerror(rc));
+    fprintf(stderr, "@P@_bench: %s\n", rc < 0 ? "out of memory for the call times (8 bytes a call)" : @P@_strerror(rc));
     return 1;
   }
   /* The same calls timed as one block: the mean without the clock's own cost per call. */
@@ -1376,7 +1377,7 @@ const char* kMainSource = R"C(/* @P@_main.c: the standalone predictor, generated
  * the pipeline rejects are reported on standard error and skipped.
  *
  * --latency CALLS: instead of predictions, the batch-1 latency of @P@_predict on these
- * records (the first kLatencyRecords of them; each call one record, cycling): median and
+ * records (the first LATENCY_RECORDS, 100000, of them; each call one record, cycling): median and
  * p99 over CALLS calls as one JSON line, like @P@_bench's on its synthetic rows.
  */
 #define _POSIX_C_SOURCE 200809L /* getline, also under -std=c11 */
@@ -1885,7 +1886,8 @@ static int report_latency(const char* file) {
             not_kept);
   rc = time_batch1(&ctx, kept, kept_rows, latency_calls, outputs, &sink, &r);
   if (rc != 0) {
-    fprintf(stderr, "@P@: error: %s\n", @P@_strerror(rc));
+    fprintf(stderr, "@P@: error: %s\n",
+            rc < 0 ? "out of memory for the call times (8 bytes a call): ask for fewer --latency calls" : @P@_strerror(rc));
     return 2;
   }
   printf("{\"model\": \"@P@\", \"records\": %ld, \"batch1_calls\": %ld, \"batch1_median_us\": %.3f, "
