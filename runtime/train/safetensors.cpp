@@ -98,16 +98,19 @@ SafetensorsFile read_safetensors(const fs::path& path) {
 }
 
 std::optional<std::string> non_finite_weight(const fs::path& file, const std::string& name, const Tensor& tensor) {
+  const auto first_bad = [&](const auto* p) {
+    for (std::int64_t i = 0; i < tensor.elements(); ++i)
+      if (!std::isfinite(p[i])) return i;
+    return std::int64_t{-1};
+  };
   std::int64_t at = -1;
   double value = 0;
   if (tensor.dtype() == ir::DType::kF32) {
-    const float* p = tensor.data<float>();
-    for (std::int64_t i = 0; i < tensor.elements() && at < 0; ++i)
-      if (!std::isfinite(p[i])) at = i, value = p[i];
+    at = first_bad(tensor.data<float>());
+    if (at >= 0) value = tensor.data<float>()[at];
   } else if (tensor.dtype() == ir::DType::kF64) {
-    const double* p = tensor.data<double>();
-    for (std::int64_t i = 0; i < tensor.elements() && at < 0; ++i)
-      if (!std::isfinite(p[i])) at = i, value = p[i];
+    at = first_bad(tensor.data<double>());
+    if (at >= 0) value = tensor.data<double>()[at];
   }
   if (at < 0) return std::nullopt;
   std::vector<std::int64_t> index(tensor.dims().size());

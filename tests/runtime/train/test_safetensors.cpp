@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "runtime/train/safetensors.h"
 
@@ -85,4 +86,21 @@ TEST_CASE("bad safetensors files are rejected with the file and tensor named", "
   spit(bad, garbled);
   CHECK_THROWS_WITH(read_safetensors(bad), Catch::Contains("not a JSON object"));
   CHECK_THROWS_WITH(read_safetensors(temp_file("missing.safetensors")), Catch::Contains("cannot open"));
+}
+
+TEST_CASE("non_finite_weight names the first infinity or NaN and where it is", "[safetensors]") {
+  Tensor w(ir::DType::kF32, {3, 4});
+  for (std::int64_t i = 0; i < w.elements(); ++i) w.data<float>()[i] = static_cast<float>(i) - 5.0f;
+  CHECK(!non_finite_weight("p.safetensors", "h.w", w));
+  w.data<float>()[2 * 4 + 1] = -std::numeric_limits<float>::infinity();
+  w.data<float>()[2 * 4 + 3] = std::numeric_limits<float>::quiet_NaN();  // after the first
+  const auto why = non_finite_weight("p.safetensors", "h.w", w);
+  REQUIRE(why);
+  CHECK_THAT(*why, Catch::StartsWith("p.safetensors: tensor 'h.w' holds -inf at [2, 1]; Kiln's trainer never writes"));
+  Tensor d(ir::DType::kF64, {5});
+  d.data<double>()[4] = std::numeric_limits<double>::infinity();
+  CHECK_THAT(non_finite_weight("q", "b", d).value_or(""), Catch::Contains("tensor 'b' holds +inf at [4]"));
+  Tensor n(ir::DType::kF32, {2, 2});
+  n.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THAT(non_finite_weight("q", "c", n).value_or(""), Catch::Contains("holds a NaN at [0, 0]"));
 }
