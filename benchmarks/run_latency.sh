@@ -18,6 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${KILN_BUILD_DIR:-$root/build}
 calls=${CALLS:-100000}
 work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 kiln=$build/tools/kiln
 export KILN_STDLIB=$root/stdlib
 
@@ -59,7 +60,7 @@ if [ $have_libtorch = 1 ]; then
     rows=()
     [ $have_images = 1 ] && rows=(--fashion-rows "$work/test_images.f32")
     "$build/benchmarks/libtorch_bench" --seconds 0 --calls "$calls" --threads $threads "${rows[@]}" |
-      sed 's|"inputs": "[^"]*"|"inputs": "test images"|' | tee -a "$work/latency.jsonl"
+      tee -a "$work/latency.jsonl"
   done
 fi
 python3 - "$work/latency.jsonl" << 'PY'
@@ -69,7 +70,7 @@ kiln = [r for r in rows if "batch1_median_us" in r]
 torch = {}  # (model, inputs) -> libtorch's better thread setting (lower median)
 for r in rows:
     if r.get("peer") == "libtorch" and r.get("bench") == "latency":
-        key = (r["model"], r.get("inputs", "synthetic"))
+        key = (r["model"], "test images" if "inputs" in r else "synthetic")  # libtorch's names its file
         best = torch.get(key)
         if best is None or r["median_us"] < best["median_us"]:
             torch[key] = r
