@@ -12,6 +12,13 @@
 //   probe pack-a         packing 64 x 784 of A (what each thread of a few-rows split packs)
 //   probe adam           the Adam update of 200,704 floats (fashion_mlp's first layer) into new
 //                        buffers, as the training step writes them, one thread, data hot
+//   probe read-bandwidth one core reading buffers of 256 KB to 16 MB over and over (eight zmm
+//                        sums): GB/s, bytes a cycle, and what reading fashion_mlp's 0.94 MB of
+//                        weights once then costs at least (its batch-1 call reads them all)
+//   probe split-trace [ROUNDS]  the two-thread GEMM 64x784x256 as two column halves on the
+//                        runtime's pool, as kiln_k_matmul splits it, in rounds like
+//                        bench_gemm --paired's slices (150 ms pause, 30 ms of calls): each half's
+//                        median duration, the call's, and the calls whose worker half the caller ran
 #define KILN_GEMM_SUFFIX _probe
 #include <pthread.h>
 #include <sched.h>
@@ -20,12 +27,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
 
 #include "kernels/cpu/gemm.cpp"
+#include "kernels/cpu/kernels.h"
+#include "runtime/exec/thread_pool.h"
 
 namespace {
 
@@ -203,6 +213,99 @@ void adam_probe() {
   std::printf("{\"probe\": \"adam\", \"elements\": %ld, \"new_buffers_us\": %.1f}\n", n, out_of_place * 1e6);
 }
 
+// Sums n floats (n a multiple of 128) with eight independent zmm sums.
+[[gnu::noinline]] float read_all(const float* p, long n) {
+  __m512 s[8];
+  for (__m512& x : s) x = _mm512_setzero_ps();
+  for (long i = 0; i < n; i += 128)
+    for (int j = 0; j < 8; ++j) s[j] = _mm512_add_ps(s[j], _mm512_load_ps(p + i + 16 * j));
+  for (int j = 1; j < 8; ++j) s[0] = _mm512_add_ps(s[0], s[j]);
+  return _mm512_reduce_add_ps(s[0]);
+}
+
+void read_bandwidth() {
+  // fashion_mlp's parameters: 784x256 + 256 + 256x128 + 128 + 128x10 + 10 floats.
+  const double weights_bytes = 4.0 * (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+  const double hz = chain_clock();
+  std::printf("{\"probe\": \"read-bandwidth\", \"clock_ghz\": %.2f", hz / 1e9);
+  for (const long kb : {256L, 512L, 940L, 4096L, 16384L}) {
+    const long n = kb * 1024 / 4 / 128 * 128;
+    float* p = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(n) * 4));
+    for (long i = 0; i < n; ++i) p[i] = 0.001f * static_cast<float>(i % 101);
+    const double s = median_seconds(kb <= 1024 ? 2001 : 201, [&] { g_sink = read_all(p, n); });
+    const double gbs = 4.0 * static_cast<double>(n) / s / 1e9;
+    std::printf(", \"kb_%ld_gb_per_s\": %.1f, \"kb_%ld_bytes_per_cycle\": %.1f", kb, gbs, kb, gbs * 1e9 / hz);
+    if (kb == 940) std::printf(", \"fashion_mlp_weights_once_us\": %.2f", weights_bytes / (gbs * 1e9) * 1e6);
+    std::free(p);
+  }
+  std::printf("}\n");
+}
+
+// One half of the product: columns [half * n / 2, (half + 1) * n / 2), its own workspace.
+struct SplitTrace {
+  Index m, k, n;
+  const float* a;
+  const float* b;
+  float* c;
+  char* workspace;
+  std::size_t workspace_bytes;
+  Clock::time_point start;
+  double begin[2], end[2];
+  std::thread::id caller, ran[2];
+};
+
+void split_half(void* ctx, std::int64_t half) {
+  SplitTrace& t = *static_cast<SplitTrace*>(ctx);
+  t.ran[half] = std::this_thread::get_id();
+  t.begin[half] = std::chrono::duration<double>(Clock::now() - t.start).count();
+  const Index n0 = half * t.n / 2, n1 = (half + 1) * t.n / 2;
+  kiln_sgemm_slice_probe(false, false, t.m, n1 - n0, t.k, 1.0f, t.a, t.k, t.b + n0, t.n, 0.0f, t.c + n0, t.n,
+                         t.workspace + half * t.workspace_bytes, 0, 1);
+  t.end[half] = std::chrono::duration<double>(Clock::now() - t.start).count();
+}
+
+void split_trace(int rounds) {
+  const Index m = 64, k = 784, n = 256;
+  std::vector<float> a(m * k), b(k * n), c(m * n);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = 0.001f * static_cast<float>(i % 89);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.001f * static_cast<float>(i % 97);
+  const std::size_t ws = (kiln_sgemm_workspace_size_probe(m, n, k) + 4095) / 4096 * 4096;
+  std::vector<char> workspace(2 * ws + 64);
+  SplitTrace t{};
+  t.m = m, t.k = k, t.n = n, t.a = a.data(), t.b = b.data(), t.c = c.data();
+  t.workspace = workspace.data(), t.workspace_bytes = ws;
+  t.caller = std::this_thread::get_id();
+  kiln::runtime::set_thread_count(2);
+  const double one_half = median_seconds(301, [&] {
+    t.start = Clock::now();
+    split_half(&t, 0);
+  });
+  std::printf("{\"probe\": \"split-trace\", \"shape\": \"64x784x256\", \"one_half_alone_us\": %.1f}\n", one_half * 1e6);
+  auto med = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2] * 1e6;
+  };
+  for (int r = 0; r < rounds; ++r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    kiln_parallel_for(2, split_half, &t);
+    std::vector<double> call, half0, half1;
+    int caller_ran_both = 0;
+    const auto slice = Clock::now();
+    do {
+      t.start = Clock::now();
+      kiln_parallel_for(2, split_half, &t);
+      call.push_back(std::chrono::duration<double>(Clock::now() - t.start).count());
+      half0.push_back(t.end[0] - t.begin[0]);
+      half1.push_back(t.end[1] - t.begin[1]);
+      caller_ran_both += t.ran[1] == t.caller ? 1 : 0;
+    } while (Clock::now() - slice < std::chrono::milliseconds(30));
+    std::printf(
+        "{\"round\": %d, \"calls\": %zu, \"call_median_us\": %.1f, \"half0_median_us\": %.1f, "
+        "\"half1_median_us\": %.1f, \"calls_caller_ran_both\": %d}\n",
+        r, call.size(), med(call), med(half0), med(half1), caller_ran_both);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,8 +324,14 @@ int main(int argc, char** argv) {
     pack_a_probe();
   } else if (std::strcmp(mode, "adam") == 0) {
     adam_probe();
+  } else if (std::strcmp(mode, "read-bandwidth") == 0) {
+    read_bandwidth();
+  } else if (std::strcmp(mode, "split-trace") == 0) {
+    split_trace(argc > 2 ? std::max(1, std::atoi(argv[2])) : 12);
   } else {
-    std::fprintf(stderr, "usage: probe l2-stream | vcpu-fma | micro-kernel | pack-a | adam\n");
+    std::fprintf(
+        stderr,
+        "usage: probe l2-stream | vcpu-fma | micro-kernel | pack-a | adam | read-bandwidth | split-trace [ROUNDS]\n");
     return 1;
   }
   return 0;
