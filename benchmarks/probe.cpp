@@ -231,6 +231,10 @@ void read_bandwidth() {
   for (const long kb : {256L, 512L, 940L, 4096L, 16384L}) {
     const long n = kb * 1024 / 4 / 128 * 128;
     float* p = static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(n) * 4));
+    if (p == nullptr) {
+      std::fprintf(stderr, "probe: out of memory for a %ld KB buffer\n", kb);
+      std::exit(1);
+    }
     for (long i = 0; i < n; ++i) p[i] = 0.001f * static_cast<float>(i % 101);
     const double s = median_seconds(kb <= 1024 ? 2001 : 201, [&] { g_sink = read_all(p, n); });
     const double gbs = 4.0 * static_cast<double>(n) / s / 1e9;
